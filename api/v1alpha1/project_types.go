@@ -1,0 +1,287 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// ProjectOwner says who is responsible for a Project.
+type ProjectOwner struct {
+	// team that owns the service.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Team string `json:"team"`
+
+	// contacts: e-mail addresses, chat channels or pager handles.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=256
+	Contacts []string `json:"contacts,omitempty"`
+}
+
+// ClusterSelection picks ServiceClusters by label selector and/or by name. A cluster is picked
+// when it matches the selector or is named.
+// +kubebuilder:validation:XValidation:rule="has(self.clusterSelector) || (has(self.clusterNames) && size(self.clusterNames) > 0)",message="set clusterSelector, clusterNames or both"
+type ClusterSelection struct {
+	// clusterSelector selects ServiceClusters by their labels, for example env=prod.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+
+	// clusterNames lists ServiceClusters by name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	ClusterNames []string `json:"clusterNames,omitempty"`
+}
+
+// ServicePort is a port of the Service convoy creates for a workload.
+type ServicePort struct {
+	// name of the port, unique within the workload.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// port the Service exposes.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// targetPort on the pods: a number or a container port name. Defaults to port.
+	// +optional
+	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
+
+	// protocol of the port.
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
+}
+
+// Workload is one Deployment (and optionally one Service) that convoy runs in every
+// targeted cluster.
+type Workload struct {
+	// name of the Deployment and Service in each service cluster.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// replicas of the Deployment. Leave it unset when a HorizontalPodAutoscaler in the service
+	// cluster manages the Deployment's scale: convoy then never writes spec.replicas, so it does
+	// not fight the autoscaler (the API server starts the Deployment at 1 replica).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// template of the pods. convoy adds its ownership labels to the pod labels.
+	// +required
+	Template corev1.PodTemplateSpec `json:"template"`
+
+	// ports of the Service convoy creates for the workload. No Service is created when empty.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Ports []ServicePort `json:"ports,omitempty"`
+}
+
+// ImageOverride replaces the image of one container.
+type ImageOverride struct {
+	// container name in the workload's pod template (init containers included).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Container string `json:"container"`
+
+	// image to use instead.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+}
+
+// ClusterOverride changes workloads in some of the targeted clusters. Overrides apply in
+// order; a later override wins over an earlier one.
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) || (has(self.images) && size(self.images) > 0)",message="an override must set replicas or images"
+type ClusterOverride struct {
+	// clusters this override applies to.
+	// +required
+	Clusters ClusterSelection `json:"clusters"`
+
+	// workloads this override changes, by name. All workloads when empty.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	Workloads []string `json:"workloads,omitempty"`
+
+	// replicas replaces the workloads' replicas in these clusters.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// images replace container images in these clusters.
+	// +optional
+	// +listType=map
+	// +listMapKey=container
+	// +kubebuilder:validation:MaxItems=32
+	Images []ImageOverride `json:"images,omitempty"`
+}
+
+// ProjectSpec is a team's service: who owns it, what runs, and where.
+// +kubebuilder:validation:XValidation:rule="!has(self.overrides) || !has(self.workloads) || self.overrides.all(o, !has(o.workloads) || o.workloads.all(w, self.workloads.exists(x, x.name == w)))",message="overrides[].workloads must name workloads of this Project"
+// +kubebuilder:validation:XValidation:rule="has(self.__namespace__) == has(oldSelf.__namespace__)",message="namespace cannot be added or removed after creation"
+type ProjectSpec struct {
+	// owner of the service.
+	// +required
+	Owner ProjectOwner `json:"owner"`
+
+	// placement selects the ServiceClusters the Project runs in.
+	// +required
+	Placement ClusterSelection `json:"placement"`
+
+	// namespace in each service cluster that holds the workloads. Defaults to the Project's
+	// name. convoy creates it and refuses to adopt a namespace it did not create.
+	// Immutable: moving a service to another namespace is a new Project.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="namespace is immutable"
+	Namespace string `json:"namespace,omitempty"`
+
+	// workloads run in every targeted cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Workloads []Workload `json:"workloads,omitempty"`
+
+	// overrides change replicas or images in some clusters.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Overrides []ClusterOverride `json:"overrides,omitempty"`
+}
+
+// WorkloadStatus is the live state of one workload's Deployment in one cluster.
+type WorkloadStatus struct {
+	// name of the workload.
+	Name string `json:"name"`
+	// replicas the Deployment wants.
+	Replicas int32 `json:"replicas"`
+	// readyReplicas of the Deployment.
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// updatedReplicas run the current pod template.
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+	// availableReplicas of the Deployment.
+	AvailableReplicas int32 `json:"availableReplicas"`
+}
+
+// ProjectClusterStatus is the state of a Project in one service cluster.
+type ProjectClusterStatus struct {
+	// name of the ServiceCluster.
+	Name string `json:"name"`
+
+	// synced is true when every object convoy wants in the cluster is applied.
+	Synced bool `json:"synced"`
+
+	// reason is a stable UpperCamelCase word: Synced, Progressing, Conflict, Unreachable,
+	// ClusterNotReady, ClusterNotFound, ApplyFailed, CleanupPending.
+	Reason string `json:"reason"`
+
+	// message says what happened and, on failure, what to do.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// lastSyncTime is when convoy last found or made the cluster match the Project.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// lastContactTime is the ServiceCluster's last successful contact. It tells how old the
+	// information is when the cluster is unreachable.
+	// +optional
+	LastContactTime *metav1.Time `json:"lastContactTime,omitempty"`
+
+	// workloads read from the live Deployments. Empty when the cluster cannot be read.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Workloads []WorkloadStatus `json:"workloads,omitempty"`
+}
+
+// ProjectStatus is the observed state of a Project.
+type ProjectStatus struct {
+	// observedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// readyClusters summarises the clusters that are synced with every workload available,
+	// as "ready/targeted", for example 2/3.
+	// +optional
+	ReadyClusters string `json:"readyClusters,omitempty"`
+
+	// clusters: one entry per targeted cluster, plus clusters that still hold objects to clean up.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Clusters []ProjectClusterStatus `json:"clusters,omitempty"`
+}
+
+// Project is a team's service that convoy runs in a set of service clusters.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=proj,categories=convoy
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.readyClusters`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Team",type=string,JSONPath=`.spec.owner.team`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",message="metadata.name must be a DNS label (at most 63 lowercase alphanumerics or '-'): it is a label value in service clusters and the default namespace"
+type Project struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ProjectSpec `json:"spec"`
+	// +optional
+	Status ProjectStatus `json:"status,omitempty"`
+}
+
+// RemoteNamespace is the namespace the Project's objects live in inside service clusters.
+func (p *Project) RemoteNamespace() string {
+	if p.Spec.Namespace != "" {
+		return p.Spec.Namespace
+	}
+	return p.Name
+}
+
+// ProjectList is a list of Projects.
+//
+// +kubebuilder:object:root=true
+type ProjectList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Project `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Project{}, &ProjectList{})
+}

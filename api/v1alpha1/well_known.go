@@ -1,0 +1,60 @@
+package v1alpha1
+
+// Names shared by the manager and everything convoy writes into service clusters.
+// Ownership of remote objects is decided by these labels, never by object names.
+const (
+	// FieldOwner is the server-side apply field manager for every write convoy makes.
+	FieldOwner = "convoy"
+
+	// CleanupFinalizer holds a Project (or ServiceCluster) until its remote objects are gone.
+	CleanupFinalizer = "convoy.dev/cleanup"
+
+	// ManagedByLabel marks objects convoy created; the value is ManagedByValue.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "convoy"
+
+	// ProjectNamespaceLabel and ProjectNameLabel name the Project (in the manager cluster)
+	// that owns a remote object.
+	ProjectNamespaceLabel = "convoy.dev/project-namespace"
+	ProjectNameLabel      = "convoy.dev/project-name"
+
+	// WorkloadLabel names the Project workload a remote Deployment, Service or pod belongs to.
+	WorkloadLabel = "convoy.dev/workload"
+
+	// DefaultKubeconfigKey is the Secret key read when a ServiceCluster does not name one.
+	DefaultKubeconfigKey = "kubeconfig"
+)
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus; the rest add detail.
+const (
+	ReadyCondition       = "Ready"
+	ReconcilingCondition = "Reconciling"
+	StalledCondition     = "Stalled"
+)
+
+// Condition and per-cluster reasons. They are part of the API: keep them stable.
+const (
+	// ServiceCluster reasons.
+	ReasonConnected         = "Connected"
+	ReasonConnecting        = "Connecting"
+	ReasonUnreachable       = "Unreachable"
+	ReasonUnauthorized      = "Unauthorized"
+	ReasonInvalidKubeconfig = "InvalidKubeconfig"
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonDeleting          = "Deleting"
+
+	// Project and per-cluster reasons.
+	ReasonSynced             = "Synced"
+	ReasonProgressing        = "Progressing"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonConflict           = "Conflict"
+	ReasonClusterNotReady    = "ClusterNotReady"
+	ReasonClusterNotFound    = "ClusterNotFound"
+	ReasonNoClusters         = "NoClustersSelected"
+	ReasonCleanupPending     = "CleanupPending"
+	ReasonClustersNotSynced  = "ClustersNotSynced"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonAllClustersSynced  = "AllClustersSynced"
+	ReasonWorkloadsNotReady  = "WorkloadsNotReady"
+	ReasonPlacementListError = "PlacementListError"
+)

@@ -1,0 +1,237 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+// ConflictError says that an object convoy wants to write exists and is not owned by the
+// Project asking for it. convoy never touches such an object.
+type ConflictError struct {
+	GVK       schema.GroupVersionKind
+	Key       client.ObjectKey
+	OwnedBy   string // "namespace/name" of the owning Project, empty when convoy does not own it
+	ClusterID string
+}
+
+func (e *ConflictError) Error() string {
+	what := fmt.Sprintf("%s %s", e.GVK.Kind, e.Key.Name)
+	if e.Key.Namespace != "" {
+		what = fmt.Sprintf("%s %s/%s", e.GVK.Kind, e.Key.Namespace, e.Key.Name)
+	}
+	if e.OwnedBy != "" {
+		return fmt.Sprintf("%s in cluster %s already belongs to Project %s; pick another spec.namespace or remove it from that Project", what, e.ClusterID, e.OwnedBy)
+	}
+	return fmt.Sprintf("%s in cluster %s exists and was not created by convoy; convoy will not adopt or change it. Delete or rename it, or pick another spec.namespace", what, e.ClusterID)
+}
+
+// Owner identifies the Project on whose behalf objects are written.
+type Owner struct {
+	Namespace, Name string
+}
+
+func (o Owner) String() string { return o.Namespace + "/" + o.Name }
+
+func (o Owner) owns(obj client.Object) bool {
+	l := obj.GetLabels()
+	return l[convoyv1.ManagedByLabel] == convoyv1.ManagedByValue &&
+		l[convoyv1.ProjectNamespaceLabel] == o.Namespace && l[convoyv1.ProjectNameLabel] == o.Name
+}
+
+func ownerOf(obj client.Object) string {
+	l := obj.GetLabels()
+	if l[convoyv1.ManagedByLabel] != convoyv1.ManagedByValue || l[convoyv1.ProjectNameLabel] == "" {
+		return ""
+	}
+	return l[convoyv1.ProjectNamespaceLabel] + "/" + l[convoyv1.ProjectNameLabel]
+}
+
+// Apply makes the cluster hold desired, written by server-side apply with field owner convoy.
+// It returns whether a write was sent. No request at all is sent when the live object (read
+// from the cache) already holds exactly what convoy owns: steady state costs nothing. A
+// live object that the Owner does not own gives a *ConflictError and is left untouched.
+func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Object) (bool, error) {
+	gvk, err := apiutil.GVKForObject(desired, c.cluster.GetScheme())
+	if err != nil {
+		return false, err
+	}
+	if gvk.Group == "" && gvk.Kind == "Namespace" {
+		// Claims of a namespace are serialised: check-then-create must not race with
+		// another Project claiming the same name.
+		c.namespaceMu.Lock()
+		defer c.namespaceMu.Unlock()
+	}
+	key := client.ObjectKeyFromObject(desired)
+
+	live, err := c.cluster.GetScheme().New(gvk)
+	if err != nil {
+		return false, err
+	}
+	liveObj := live.(client.Object)
+	switch err := c.cluster.GetCache().Get(ctx, key, liveObj); {
+	case err == nil:
+		if !owner.owns(liveObj) {
+			return false, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(liveObj), ClusterID: c.Name}
+		}
+		if !liveObj.GetDeletionTimestamp().IsZero() {
+			return false, fmt.Errorf("%s %s in cluster %s is being deleted; convoy recreates it once it is gone", gvk.Kind, key, c.Name)
+		}
+		upToDate, err := c.upToDate(gvk, liveObj, desired)
+		if err != nil {
+			return false, err
+		}
+		if upToDate {
+			return false, nil
+		}
+	case apierrors.IsNotFound(err):
+		// The cache only holds convoy-owned objects: ask the API server whether something
+		// else already uses the name.
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(gvk)
+		switch err := c.cluster.GetAPIReader().Get(ctx, key, meta); {
+		case err == nil && !owner.owns(meta):
+			return false, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(meta), ClusterID: c.Name}
+		case err != nil && !apierrors.IsNotFound(err):
+			return false, fmt.Errorf("checking %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
+		}
+	default:
+		return false, fmt.Errorf("reading %s %s from cache of %s: %w", gvk.Kind, key, c.Name, err)
+	}
+
+	u, err := applyPayload(desired, gvk)
+	if err != nil {
+		return false, err
+	}
+	if err := c.cluster.GetClient().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(convoyv1.FieldOwner), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("applying %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
+	}
+	return true, nil
+}
+
+// applyPayload converts a typed object into the unstructured apply request: zero values that
+// typed structs cannot omit (creationTimestamp: null, status: {}) are dropped so that convoy
+// never claims fields it does not mean to set.
+func applyPayload(obj client.Object, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	pruned, _ := pruneEmpty(content).(map[string]any)
+	u := &unstructured.Unstructured{Object: pruned}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
+func pruneEmpty(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, val := range t {
+			if p := pruneEmpty(val); p != nil {
+				out[k] = p
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case []any:
+		if len(t) == 0 {
+			return nil
+		}
+		out := make([]any, 0, len(t))
+		for _, val := range t {
+			// Keep list items even when empty: positions matter in atomic lists.
+			p := pruneEmpty(val)
+			if p == nil {
+				p = map[string]any{}
+			}
+			out = append(out, p)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// upToDate reports whether the fields convoy owns in live hold exactly the desired values.
+// A remote edit of an owned field moves its ownership to the editor, and a field convoy no
+// longer wants is still owned by convoy; both make this false, so the next apply repairs the
+// drift. Fields owned by others (an HPA's replicas, defaults) are not compared.
+func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.Object) (bool, error) {
+	entry := convoyApplyEntry(live.GetManagedFields())
+	if entry == nil || entry.FieldsV1 == nil {
+		return false, nil
+	}
+	owned := &fieldpath.Set{}
+	if err := owned.FromJSON(bytes.NewReader(entry.FieldsV1.Raw)); err != nil {
+		return false, fmt.Errorf("parsing managed fields of %s %s: %w", gvk.Kind, live.GetName(), err)
+	}
+	liveU, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+	if err != nil {
+		return false, err
+	}
+	liveObj := &unstructured.Unstructured{Object: liveU}
+	liveObj.SetGroupVersionKind(gvk)
+	liveTyped, err := c.typeConverter.ObjectToTyped(liveObj)
+	if err != nil {
+		return false, err
+	}
+	payload, err := applyPayload(desired, gvk)
+	if err != nil {
+		return false, err
+	}
+	desiredTyped, err := c.typeConverter.ObjectToTyped(payload)
+	if err != nil {
+		return false, err
+	}
+	// Compare only what an apply request sets: identity fields are not part of managedFields.
+	desiredOwned, err := desiredTyped.ToFieldSet()
+	if err != nil {
+		return false, err
+	}
+	extracted := liveTyped.ExtractItems(owned.Leaves()).AsValue().Unstructured()
+	wanted := desiredTyped.ExtractItems(desiredOwned.Leaves()).AsValue().Unstructured()
+	return reflect.DeepEqual(stripIdentity(extracted), stripIdentity(wanted)), nil
+}
+
+func convoyApplyEntry(entries []metav1.ManagedFieldsEntry) *metav1.ManagedFieldsEntry {
+	for i := range entries {
+		e := &entries[i]
+		if e.Manager == convoyv1.FieldOwner && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "" {
+			return e
+		}
+	}
+	return nil
+}
+
+func stripIdentity(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	delete(m, "apiVersion")
+	delete(m, "kind")
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		delete(meta, "name")
+		delete(meta, "namespace")
+		if len(meta) == 0 {
+			delete(m, "metadata")
+		}
+	}
+	return m
+}

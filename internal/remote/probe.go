@@ -1,0 +1,100 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/discovery"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+// IstioNetworkingGroup serves DestinationRules.
+const IstioNetworkingGroup = "networking.istio.io"
+
+// ProbeResult is what a health probe learned about a cluster.
+type ProbeResult struct {
+	KubernetesVersion string
+	Capabilities      convoyv1.ClusterCapabilities
+}
+
+// Probe checks that the cluster answers with these credentials and discovers its capabilities.
+func (c *Connection) Probe(ctx context.Context) (ProbeResult, error) {
+	return probe(ctx, c.discovery)
+}
+
+func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult, error) {
+	if err := ctx.Err(); err != nil {
+		return ProbeResult{}, err
+	}
+	info, err := disc.ServerVersion()
+	if err != nil {
+		return ProbeResult{}, fmt.Errorf("reading server version: %w", err)
+	}
+	res := ProbeResult{KubernetesVersion: info.GitVersion}
+	if v, err := version.ParseGeneric(info.GitVersion); err == nil {
+		res.Capabilities.PreStopSleep = v.AtLeast(version.MajorMinor(1, 30))
+		res.Capabilities.PreStopSleepZero = v.AtLeast(version.MajorMinor(1, 33))
+	}
+	versions, err := destinationRuleVersions(disc)
+	if err != nil {
+		return ProbeResult{}, err
+	}
+	res.Capabilities.DestinationRuleVersions = versions
+	return res, nil
+}
+
+// destinationRuleVersions lists the networking.istio.io versions that serve DestinationRule,
+// the server's preferred version first.
+func destinationRuleVersions(disc discovery.DiscoveryInterface) ([]string, error) {
+	groups, err := disc.ServerGroups()
+	if err != nil {
+		return nil, fmt.Errorf("listing API groups: %w", err)
+	}
+	var versions []string
+	for _, g := range groups.Groups {
+		if g.Name != IstioNetworkingGroup {
+			continue
+		}
+		for _, gv := range g.Versions {
+			resources, err := disc.ServerResourcesForGroupVersion(gv.GroupVersion)
+			if err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("listing %s resources: %w", gv.GroupVersion, err)
+			}
+			if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "destinationrules" }) {
+				versions = append(versions, gv.Version)
+			}
+		}
+		// Put the preferred version first so callers can take versions[0].
+		slices.SortStableFunc(versions, func(a, b string) int {
+			switch {
+			case a == g.PreferredVersion.Version:
+				return -1
+			case b == g.PreferredVersion.Version:
+				return 1
+			}
+			return 0
+		})
+	}
+	return versions, nil
+}
+
+// FailureReason maps a connection or probe error to a stable ServiceCluster Ready reason.
+func FailureReason(err error) string {
+	switch {
+	case errors.Is(err, ErrInvalidKubeconfig):
+		return convoyv1.ReasonInvalidKubeconfig
+	case apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
+		return convoyv1.ReasonUnauthorized
+	default:
+		return convoyv1.ReasonUnreachable
+	}
+}

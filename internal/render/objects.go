@@ -1,0 +1,174 @@
+package render
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+// ClusterObjects is everything convoy wants in one service cluster for one Project.
+type ClusterObjects struct {
+	Namespace   *corev1.Namespace
+	Deployments []*appsv1.Deployment
+	Services    []*corev1.Service
+}
+
+// All returns the objects in apply order: the namespace first, then workloads.
+func (o *ClusterObjects) All() []client.Object {
+	all := []client.Object{o.Namespace}
+	for _, d := range o.Deployments {
+		all = append(all, d)
+	}
+	for _, s := range o.Services {
+		all = append(all, s)
+	}
+	return all
+}
+
+// OwnerLabels are the labels that mark an object in a service cluster as owned by a Project.
+func OwnerLabels(project *convoyv1.Project) map[string]string {
+	return map[string]string{
+		convoyv1.ManagedByLabel:        convoyv1.ManagedByValue,
+		convoyv1.ProjectNamespaceLabel: project.Namespace,
+		convoyv1.ProjectNameLabel:      project.Name,
+	}
+}
+
+// SelectorLabels select a workload's pods. They are immutable once a Deployment exists.
+func SelectorLabels(project *convoyv1.Project, workload string) map[string]string {
+	return map[string]string{
+		convoyv1.ProjectNamespaceLabel: project.Namespace,
+		convoyv1.ProjectNameLabel:      project.Name,
+		convoyv1.WorkloadLabel:         workload,
+	}
+}
+
+func workloadLabels(project *convoyv1.Project, workload string) map[string]string {
+	l := OwnerLabels(project)
+	l[convoyv1.WorkloadLabel] = workload
+	return l
+}
+
+// ForCluster renders the objects a Project wants in one cluster, with the cluster's
+// overrides applied.
+func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) (*ClusterObjects, error) {
+	ns := project.RemoteNamespace()
+	out := &ClusterObjects{
+		Namespace: &corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: OwnerLabels(project)},
+		},
+	}
+	overrides, err := overridesFor(project, cluster)
+	if err != nil {
+		return nil, err
+	}
+	for i := range project.Spec.Workloads {
+		w := &project.Spec.Workloads[i]
+		d := deployment(project, ns, w)
+		for _, o := range overrides {
+			applyOverride(d, w.Name, o)
+		}
+		out.Deployments = append(out.Deployments, d)
+		if len(w.Ports) > 0 {
+			out.Services = append(out.Services, service(project, ns, w))
+		}
+	}
+	return out, nil
+}
+
+func overridesFor(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) ([]*convoyv1.ClusterOverride, error) {
+	var matched []*convoyv1.ClusterOverride
+	for i := range project.Spec.Overrides {
+		o := &project.Spec.Overrides[i]
+		ok, err := Matches(o.Clusters, cluster)
+		if err != nil {
+			return nil, fmt.Errorf("spec.overrides[%d].clusters: %w", i, err)
+		}
+		if ok {
+			matched = append(matched, o)
+		}
+	}
+	return matched, nil
+}
+
+func deployment(project *convoyv1.Project, ns string, w *convoyv1.Workload) *appsv1.Deployment {
+	template := *w.Template.DeepCopy()
+	podLabels := maps.Clone(template.Labels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, workloadLabels(project, w.Name))
+	template.Labels = podLabels
+	return &appsv1.Deployment{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      w.Name,
+			Namespace: ns,
+			Labels:    workloadLabels(project, w.Name),
+		},
+		Spec: appsv1.DeploymentSpec{
+			// nil replicas leaves spec.replicas to others (an HPA); see Workload.Replicas.
+			Replicas: w.Replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(project, w.Name)},
+			Template: template,
+		},
+	}
+}
+
+func applyOverride(d *appsv1.Deployment, workload string, o *convoyv1.ClusterOverride) {
+	if len(o.Workloads) > 0 && !slices.Contains(o.Workloads, workload) {
+		return
+	}
+	if o.Replicas != nil {
+		r := *o.Replicas
+		d.Spec.Replicas = &r
+	}
+	for _, img := range o.Images {
+		setImage(d.Spec.Template.Spec.InitContainers, img)
+		setImage(d.Spec.Template.Spec.Containers, img)
+	}
+}
+
+func setImage(containers []corev1.Container, img convoyv1.ImageOverride) {
+	for i := range containers {
+		if containers[i].Name == img.Container {
+			containers[i].Image = img.Image
+		}
+	}
+}
+
+func service(project *convoyv1.Project, ns string, w *convoyv1.Workload) *corev1.Service {
+	ports := make([]corev1.ServicePort, 0, len(w.Ports))
+	for _, p := range w.Ports {
+		target := intstr.FromInt32(p.Port)
+		if p.TargetPort != nil {
+			target = *p.TargetPort
+		}
+		protocol := p.Protocol
+		if protocol == "" {
+			protocol = corev1.ProtocolTCP
+		}
+		ports = append(ports, corev1.ServicePort{Name: p.Name, Port: p.Port, TargetPort: target, Protocol: protocol})
+	}
+	return &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      w.Name,
+			Namespace: ns,
+			Labels:    workloadLabels(project, w.Name),
+		},
+		Spec: corev1.ServiceSpec{
+			Selector: SelectorLabels(project, w.Name),
+			Ports:    ports,
+		},
+	}
+}
