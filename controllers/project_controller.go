@@ -1,0 +1,340 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/remote"
+	"github.com/convoy-dev/convoy/internal/render"
+)
+
+// ProjectReconciler pushes a Project's objects into every targeted service cluster, prunes
+// them where they are no longer wanted, and reports the live state per cluster.
+type ProjectReconciler struct {
+	client.Client
+	Fleet *remote.Fleet
+	// ResyncPeriod re-checks every cluster even without events. In steady state a resync reads
+	// only caches and sends no request to service clusters.
+	ResyncPeriod time.Duration
+}
+
+// +kubebuilder:rbac:groups=convoy.dev,resources=projects,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=convoy.dev,resources=projects/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=convoy.dev,resources=projects/finalizers,verbs=update
+// +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters,verbs=get;list;watch
+
+// Reconcile runs the phases: fetch, gather clusters, finalizer, sync or clean up per
+// cluster, status.
+func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	project := &convoyv1.Project{}
+	if err := r.Get(ctx, req.NamespacedName, project); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// A failed list returns here, before any pruning: an empty answer from a broken list
+	// must never look like "no clusters are targeted any more".
+	var clusters convoyv1.ServiceClusterList
+	if err := r.List(ctx, &clusters); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing ServiceClusters: %w", err)
+	}
+	if !project.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, project, clusters.Items)
+	}
+	if controllerutil.AddFinalizer(project, convoyv1.CleanupFinalizer) {
+		if err := r.Update(ctx, project); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	before := project.Status.DeepCopy()
+	placement, err := render.Place(project, clusters.Items)
+	if err != nil {
+		// Unreachable with API-server validation in place; kept as a terminal user error.
+		r.setStalled(project, convoyv1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, errors.Join(r.patchStatus(ctx, project, before), reconcile.TerminalError(err))
+	}
+	var statuses []convoyv1.ProjectClusterStatus
+	var retry error
+	for i := range clusters.Items {
+		sc := &clusters.Items[i]
+		if slices.Contains(placement.Targeted, sc) {
+			st, err := r.syncCluster(ctx, project, sc)
+			statuses = append(statuses, st)
+			retry = errors.Join(retry, err)
+			continue
+		}
+		if st, err := r.cleanupCluster(ctx, project, sc); st != nil {
+			statuses = append(statuses, *st)
+			retry = errors.Join(retry, err)
+		}
+	}
+	for _, name := range placement.MissingNames {
+		statuses = append(statuses, convoyv1.ProjectClusterStatus{
+			Name: name, Reason: convoyv1.ReasonClusterNotFound,
+			Message: fmt.Sprintf("spec.placement.clusterNames names ServiceCluster %q, which does not exist", name),
+		})
+	}
+	r.summarize(project, statuses, len(placement.Targeted))
+	if err := r.patchStatus(ctx, project, before); err != nil {
+		return ctrl.Result{}, err
+	}
+	if retry != nil {
+		return ctrl.Result{}, retry
+	}
+	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
+}
+
+func (r *ProjectReconciler) owner(p *convoyv1.Project) remote.Owner {
+	return remote.Owner{Namespace: p.Namespace, Name: p.Name}
+}
+
+// syncCluster applies the Project's objects in one cluster and prunes what it no longer wants.
+// It returns an error only for failures worth retrying with backoff.
+func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.Project, sc *convoyv1.ServiceCluster) (convoyv1.ProjectClusterStatus, error) {
+	st := convoyv1.ProjectClusterStatus{Name: sc.Name, LastSyncTime: previous(project, sc.Name).LastSyncTime}
+	conn, ok := r.reachable(sc, &st)
+	if !ok {
+		return st, nil
+	}
+	desired, err := render.ForCluster(project, sc)
+	if err != nil {
+		st.Reason, st.Message = convoyv1.ReasonInvalidSpec, err.Error()
+		return st, nil
+	}
+	owner := r.owner(project)
+	wanted := map[string]bool{}
+	var conflicts, failures []string
+	var changed bool
+	for _, obj := range desired.All() {
+		wanted[objectID(obj)] = true
+		wrote, err := conn.Apply(ctx, owner, obj)
+		changed = changed || wrote
+		var conflict *remote.ConflictError
+		switch {
+		case errors.As(err, &conflict):
+			conflicts = append(conflicts, conflict.Error())
+		case err != nil:
+			failures = append(failures, err.Error())
+		}
+		if err != nil && obj == desired.Namespace {
+			break // nothing can go into a namespace convoy does not hold
+		}
+	}
+	if len(conflicts) == 0 && len(failures) == 0 {
+		if err := r.prune(ctx, conn, owner, wanted); err != nil {
+			failures = append(failures, err.Error())
+		}
+	}
+	st.Workloads = workloadStatuses(ctx, conn, desired)
+	switch {
+	case len(conflicts) > 0:
+		st.Reason, st.Message = convoyv1.ReasonConflict, strings.Join(conflicts, "; ")
+		return st, nil
+	case len(failures) > 0:
+		st.Reason, st.Message = convoyv1.ReasonApplyFailed, strings.Join(failures, "; ")
+		return st, fmt.Errorf("cluster %s: %s", sc.Name, st.Message)
+	}
+	st.Synced = true
+	if changed || st.LastSyncTime == nil || !previous(project, sc.Name).Synced {
+		now := metav1.Now()
+		st.LastSyncTime = &now
+	}
+	if notReady := notAvailable(st.Workloads); len(notReady) > 0 {
+		st.Reason, st.Message = convoyv1.ReasonProgressing, "Waiting for workloads to become available: "+strings.Join(notReady, ", ")
+	} else {
+		st.Reason, st.Message = convoyv1.ReasonSynced, "All objects applied and all workloads available"
+	}
+	return st, nil
+}
+
+// prune deletes what the Project owns in the cluster but no longer wants.
+func (r *ProjectReconciler) prune(ctx context.Context, conn *remote.Connection, owner remote.Owner, wanted map[string]bool) error {
+	owned, err := conn.Owned(ctx, owner)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, obj := range owned {
+		if !wanted[objectID(obj)] {
+			errs = append(errs, conn.Delete(ctx, obj))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cleanupCluster removes the Project's objects from a cluster it does not target (any more).
+// It returns nil when there is nothing to report: the cluster holds nothing of the Project.
+func (r *ProjectReconciler) cleanupCluster(ctx context.Context, project *convoyv1.Project, sc *convoyv1.ServiceCluster) (*convoyv1.ProjectClusterStatus, error) {
+	st := &convoyv1.ProjectClusterStatus{Name: sc.Name, Reason: convoyv1.ReasonCleanupPending}
+	prev := previous(project, sc.Name)
+	conn, ok := r.reachable(sc, st)
+	if !ok {
+		if prev.Name == "" {
+			// Never reported as holding anything of this Project: nothing to wait for.
+			return nil, nil
+		}
+		st.Reason = convoyv1.ReasonCleanupPending
+		st.Message = "Objects of this Project may remain in the cluster, which is not reachable; convoy removes them when it returns. " + st.Message
+		return st, nil
+	}
+	owned, err := conn.Owned(ctx, r.owner(project))
+	if err != nil {
+		st.Message = err.Error()
+		return st, err
+	}
+	if len(live(owned)) == 0 {
+		return nil, nil
+	}
+	var errs []error
+	for _, obj := range owned {
+		errs = append(errs, conn.Delete(ctx, obj))
+	}
+	err = errors.Join(errs...)
+	st.Message = fmt.Sprintf("Removing %d objects: %s", len(live(owned)), describe(live(owned), 5))
+	var notEmpty *remote.NamespaceNotEmptyError
+	if errors.As(err, &notEmpty) {
+		st.Message = notEmpty.Error()
+		return st, nil // waits for a person; events bring us back
+	}
+	return st, err
+}
+
+// reachable returns the cluster's connection, or fills st with why there is none. Status of
+// an unreachable cluster carries its last contact time and no workload data: convoy shows no
+// stale numbers as if they were live.
+func (r *ProjectReconciler) reachable(sc *convoyv1.ServiceCluster, st *convoyv1.ProjectClusterStatus) (*remote.Connection, bool) {
+	ready := meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition)
+	if ready == nil || ready.Status != metav1.ConditionTrue {
+		st.Reason = convoyv1.ReasonClusterNotReady
+		if ready != nil && ready.Reason == convoyv1.ReasonUnreachable {
+			st.Reason = convoyv1.ReasonUnreachable
+		}
+		st.LastContactTime = sc.Status.LastContactTime
+		st.Message = fmt.Sprintf("ServiceCluster %s is not ready", sc.Name)
+		if ready != nil {
+			st.Message += ": " + ready.Message
+		}
+		return nil, false
+	}
+	conn, err := r.Fleet.Get(sc.Name)
+	if err != nil {
+		st.Reason, st.Message = convoyv1.ReasonClusterNotReady, err.Error()
+		st.LastContactTime = sc.Status.LastContactTime
+		return nil, false
+	}
+	return conn, true
+}
+
+// reconcileDelete removes the Project's objects from every cluster and releases the
+// finalizer only when no cluster may still hold any.
+func (r *ProjectReconciler) reconcileDelete(ctx context.Context, project *convoyv1.Project, clusters []convoyv1.ServiceCluster) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(project, convoyv1.CleanupFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	before := project.Status.DeepCopy()
+	var pending []convoyv1.ProjectClusterStatus
+	var retry error
+	for i := range clusters {
+		st, err := r.cleanupCluster(ctx, project, &clusters[i])
+		if st != nil {
+			pending = append(pending, *st)
+		}
+		retry = errors.Join(retry, err)
+	}
+	if len(pending) == 0 && retry == nil {
+		controllerutil.RemoveFinalizer(project, convoyv1.CleanupFinalizer)
+		return ctrl.Result{}, r.Update(ctx, project)
+	}
+	names := make([]string, 0, len(pending))
+	for _, p := range pending {
+		names = append(names, p.Name)
+	}
+	project.Status.Clusters = pending
+	setKstatus(&project.Status.Conditions, project.Generation, metav1.ConditionFalse, true, false, convoyv1.ReasonCleanupPending,
+		"Deleting: waiting for cleanup in clusters "+strings.Join(names, ", "))
+	if err := r.patchStatus(ctx, project, before); err != nil {
+		return ctrl.Result{}, err
+	}
+	if retry != nil {
+		return ctrl.Result{}, retry
+	}
+	// Unreachable clusters wake us when they return; the requeue is a safety net.
+	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
+}
+
+// summarize sets per-cluster status, the ready count and the kstatus conditions.
+func (r *ProjectReconciler) summarize(project *convoyv1.Project, statuses []convoyv1.ProjectClusterStatus, targeted int) {
+	slices.SortFunc(statuses, func(a, b convoyv1.ProjectClusterStatus) int { return strings.Compare(a.Name, b.Name) })
+	project.Status.Clusters = statuses
+	project.Status.ObservedGeneration = project.Generation
+
+	var ready int
+	var stalled, waiting []string
+	for _, st := range statuses {
+		switch st.Reason {
+		case convoyv1.ReasonSynced:
+			ready++
+		case convoyv1.ReasonConflict, convoyv1.ReasonInvalidSpec, convoyv1.ReasonClusterNotFound:
+			stalled = append(stalled, st.Name+": "+st.Message)
+		default:
+			waiting = append(waiting, st.Name+" ("+st.Reason+")")
+		}
+	}
+	project.Status.ReadyClusters = fmt.Sprintf("%d/%d", ready, targeted)
+	switch {
+	case len(stalled) > 0:
+		r.setStalled(project, convoyv1.ReasonClustersNotSynced, strings.Join(stalled, "; "))
+	case targeted == 0:
+		setKstatus(&project.Status.Conditions, project.Generation, metav1.ConditionFalse, false, true, convoyv1.ReasonNoClusters,
+			"spec.placement selects no ServiceCluster; check the selector and the clusters' labels")
+	case len(waiting) > 0:
+		setKstatus(&project.Status.Conditions, project.Generation, metav1.ConditionFalse, true, false, convoyv1.ReasonClustersNotSynced,
+			"Not ready in: "+strings.Join(waiting, ", "))
+	default:
+		setKstatus(&project.Status.Conditions, project.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonAllClustersSynced,
+			fmt.Sprintf("Synced and available in %d clusters", ready))
+	}
+}
+
+func (r *ProjectReconciler) setStalled(project *convoyv1.Project, reason, msg string) {
+	project.Status.ObservedGeneration = project.Generation
+	setKstatus(&project.Status.Conditions, project.Generation, metav1.ConditionFalse, false, true, reason, msg)
+}
+
+func (r *ProjectReconciler) patchStatus(ctx context.Context, project *convoyv1.Project, before *convoyv1.ProjectStatus) error {
+	if equality.Semantic.DeepEqual(before, &project.Status) {
+		return nil
+	}
+	base := project.DeepCopy()
+	base.Status = *before
+	if err := r.Status().Patch(ctx, project, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func previous(project *convoyv1.Project, cluster string) convoyv1.ProjectClusterStatus {
+	for _, st := range project.Status.Clusters {
+		if st.Name == cluster {
+			return st
+		}
+	}
+	return convoyv1.ProjectClusterStatus{}
+}
+
+func objectID(obj client.Object) string {
+	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
+}

@@ -1,0 +1,73 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+// SetupWithManager registers the controller and its three kinds of triggers: the Project itself,
+// ServiceCluster changes that can alter placement or reachability, and changes of
+// convoy-owned objects in any service cluster (drift, deletion, Deployment status).
+func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("project").
+		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.allProjects),
+			builder.WithPredicates(clusterChangedPredicate())).
+		WatchesRawSource(source.Channel(r.Fleet.Events(), &handler.EnqueueRequestForObject{})).
+		WithOptions(opts).
+		Complete(r)
+}
+
+func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list convoyv1.ProjectList
+	if err := r.List(ctx, &list); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, p := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+	}
+	return reqs
+}
+
+// clusterChangedPredicate passes ServiceCluster changes that matter to Projects: labels (placement),
+// spec, deletion, readiness and capabilities. The heartbeat (lastContactTime) alone does not
+// wake every Project.
+func clusterChangedPredicate() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*convoyv1.ServiceCluster)
+			n, ok2 := e.ObjectNew.(*convoyv1.ServiceCluster)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return o.Generation != n.Generation ||
+				!equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
+				!o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+				!equality.Semantic.DeepEqual(o.Status.Capabilities, n.Status.Capabilities) ||
+				readyOf(o) != readyOf(n)
+		},
+	}
+}
+
+func readyOf(sc *convoyv1.ServiceCluster) string {
+	c := meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition)
+	if c == nil {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason
+}

@@ -1,0 +1,211 @@
+package controllers_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/controllers"
+	"github.com/convoy-dev/convoy/internal/remote"
+	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
+)
+
+// The suite runs one manager API server and two service-cluster API servers, each a real
+// kube-apiserver + etcd, and the convoy manager in-process against them.
+
+const (
+	timeout  = 30 * time.Second
+	interval = 100 * time.Millisecond
+
+	// resyncPeriod is short so that the zero-write test sees several resyncs.
+	resyncPeriod = 2 * time.Second
+)
+
+var (
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	managerEnv *envtest.Environment
+	k8sClient  client.Client // manager cluster
+
+	// service clusters by ServiceCluster name
+	svcA, svcB *serviceCluster
+
+	writes = newRequestCounter()
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers integration suite")
+}
+
+// serviceCluster is a service-cluster API server plus what the tests need to reach it.
+type serviceCluster struct {
+	name       string
+	env        *envtest.Environment
+	client     client.Client
+	kubeconfig []byte
+	user       *envtest.AuthenticatedUser
+}
+
+// requestCounter counts write requests (anything but GET/HEAD/OPTIONS) per service cluster.
+type requestCounter struct {
+	mu     sync.Mutex
+	counts map[string]*atomic.Int64
+}
+
+func newRequestCounter() *requestCounter { return &requestCounter{counts: map[string]*atomic.Int64{}} }
+
+func (c *requestCounter) counter(cluster string) *atomic.Int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts[cluster] == nil {
+		c.counts[cluster] = &atomic.Int64{}
+	}
+	return c.counts[cluster]
+}
+
+func (c *requestCounter) Get(cluster string) int64 { return c.counter(cluster).Load() }
+
+func (c *requestCounter) wrap(cluster string, rt http.RoundTripper) http.RoundTripper {
+	return &countingTransport{next: rt, writes: c.counter(cluster)}
+}
+
+type countingTransport struct {
+	next   http.RoundTripper
+	writes *atomic.Int64
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		t.writes.Add(1)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// WrappedRoundTripper lets client-go cancel requests through the wrapper.
+func (t *countingTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
+
+func startServiceCluster(name string) *serviceCluster {
+	// A fixed certificate directory lets the API server be stopped and started again with
+	// the same serving certificate and client CA, like a real outage.
+	certDir, err := os.MkdirTemp("", "convoy-"+name+"-")
+	Expect(err).NotTo(HaveOccurred())
+	env := &envtest.Environment{}
+	env.ControlPlane.GetAPIServer().CertDir = certDir
+	cfg, err := env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		Expect(env.Stop()).To(Succeed())
+		_ = os.RemoveAll(certDir)
+	})
+	sc := &serviceCluster{name: name, env: env}
+	sc.client, err = client.New(cfg, client.Options{Scheme: convoyscheme.New()})
+	Expect(err).NotTo(HaveOccurred())
+	sc.user, sc.kubeconfig = addAdmin(env, "convoy")
+	return sc
+}
+
+// addAdmin provisions a client-certificate user in a service cluster and returns its kubeconfig.
+func addAdmin(env *envtest.Environment, user string) (*envtest.AuthenticatedUser, []byte) {
+	u, err := env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, &rest.Config{})
+	Expect(err).NotTo(HaveOccurred())
+	kubeconfig, err := u.KubeConfig()
+	Expect(err).NotTo(HaveOccurred())
+	return u, kubeconfig
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.Background())
+
+	managerEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := managerEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(managerEnv.Stop()).To(Succeed()) })
+
+	scheme := convoyscheme.New()
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	svcA = startServiceCluster("svc-a")
+	svcB = startServiceCluster("svc-b")
+
+	fleet := remote.NewFleet(remote.Options{
+		Scheme:           scheme,
+		CacheSyncTimeout: 10 * time.Second,
+		RequestTimeout:   5 * time.Second,
+		WrapTransport:    writes.wrap,
+	})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controllers.Setup(mgr, controllers.Config{
+		Fleet:                   fleet,
+		MaxConcurrentReconciles: 2,
+		ResyncPeriod:            resyncPeriod,
+		ClusterProbeInterval:    time.Second,
+		ClusterFailureThreshold: 2,
+	})).To(Succeed())
+	managerDone := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(managerDone)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	// Cleanups run last-in first-out: stop the manager and the fleet before the API servers.
+	DeferCleanup(func() {
+		cancel()
+		<-managerDone
+		fleet.Stop()
+	})
+
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}})).To(Succeed())
+	registerCluster(svcA, map[string]string{"env": "prod", "stage": "canary"}, "ap-northeast-2")
+	registerCluster(svcB, map[string]string{"env": "prod"}, "ap-northeast-1")
+})
+
+// registerCluster creates the kubeconfig Secret and the ServiceCluster, and waits until it is Ready.
+func registerCluster(sc *serviceCluster, labels map[string]string, region string) {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: sc.name + "-kubeconfig", Namespace: "convoy-system"},
+		Data:       map[string][]byte{"kubeconfig": sc.kubeconfig},
+	}
+	Expect(k8sClient.Create(ctx, secret)).To(Succeed())
+	Expect(k8sClient.Create(ctx, &convoyv1.ServiceCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: sc.name, Labels: labels},
+		Spec: convoyv1.ServiceClusterSpec{
+			KubeconfigSecretRef: convoyv1.SecretKeyReference{Namespace: "convoy-system", Name: secret.Name},
+			Region:              region,
+			Zones:               []string{region + "a", region + "b"},
+		},
+	})).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(clusterReady(g, sc.name)).To(Equal(convoyv1.ReasonConnected))
+	}, timeout, interval).Should(Succeed())
+}
