@@ -64,9 +64,18 @@ func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if contactErr == nil {
 		probe, contactErr = conn.Probe(ctx)
 	}
-	if contactErr != nil {
+	var original string
+	if contactErr == nil {
+		original, contactErr = r.registeredEarlier(ctx, sc, probe.ClusterID)
+	}
+	switch {
+	case contactErr != nil:
 		r.recordFailure(sc, contactErr)
-	} else {
+	case original != "":
+		sc.Status.ClusterID = probe.ClusterID
+		setKstatus(&sc.Status.Conditions, sc.Generation, metav1.ConditionFalse, false, true, convoyv1.ReasonDuplicateCluster,
+			fmt.Sprintf("This cluster (kube-system UID %s) is already registered as ServiceCluster %s; convoy does not use it twice. Delete one of the two ServiceClusters", probe.ClusterID, original))
+	default:
 		r.recordSuccess(sc, probe)
 	}
 	sc.Status.ObservedGeneration = sc.Generation
@@ -78,6 +87,26 @@ func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.ProbeInterval}, nil
+}
+
+// registeredEarlier returns the name of another ServiceCluster for the same physical cluster
+// that was registered before this one. Using one cluster under two names would make each
+// registration prune the other's objects.
+func (r *ServiceClusterReconciler) registeredEarlier(ctx context.Context, sc *convoyv1.ServiceCluster, clusterID string) (string, error) {
+	var list convoyv1.ServiceClusterList
+	if err := r.List(ctx, &list, client.MatchingFields{clusterIDIndex: clusterID}); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		if other.Name == sc.Name || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if other.CreationTimestamp.Before(&sc.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&sc.CreationTimestamp) && other.Name < sc.Name) {
+			return other.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // secretError is a kubeconfig problem the user has to fix in the manager cluster.
@@ -116,6 +145,7 @@ func (r *ServiceClusterReconciler) recordSuccess(sc *convoyv1.ServiceCluster, pr
 	now := metav1.Now()
 	sc.Status.LastContactTime = &now
 	sc.Status.ConsecutiveFailures = 0
+	sc.Status.ClusterID = probe.ClusterID
 	sc.Status.KubernetesVersion = probe.KubernetesVersion
 	sc.Status.Capabilities = probe.Capabilities
 	setKstatus(&sc.Status.Conditions, sc.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonConnected,
@@ -170,6 +200,14 @@ func (r *ServiceClusterReconciler) reconcileDelete(ctx context.Context, sc *conv
 	if !controllerutil.ContainsFinalizer(sc, convoyv1.CleanupFinalizer) {
 		r.Fleet.Disconnect(sc.Name)
 		return ctrl.Result{}, nil
+	}
+	if sc.Status.LastContactTime == nil || meta.IsStatusConditionPresentAndEqual(sc.Status.Conditions, convoyv1.ReadyCondition, metav1.ConditionFalse) &&
+		meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition).Reason == convoyv1.ReasonDuplicateCluster {
+		// convoy never reached this cluster, or reached it only as a refused duplicate: nothing
+		// was written through this registration.
+		r.Fleet.Disconnect(sc.Name)
+		controllerutil.RemoveFinalizer(sc, convoyv1.CleanupFinalizer)
+		return ctrl.Result{}, r.Update(ctx, sc)
 	}
 	before := sc.Status.DeepCopy()
 	conn, err := r.connect(ctx, sc)

@@ -18,6 +18,9 @@ import (
 // secretRefIndex indexes ServiceClusters by "namespace/name" of their kubeconfig Secret.
 const secretRefIndex = "spec.kubeconfigSecretRef"
 
+// clusterIDIndex indexes ServiceClusters by the discovered identity of the cluster they reach.
+const clusterIDIndex = "status.clusterID"
+
 // SetupWithManager registers the controller. Secrets are watched as metadata only: convoy
 // never caches Secret contents of the manager cluster, it reads the one it needs.
 func (r *ServiceClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
@@ -25,6 +28,15 @@ func (r *ServiceClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 		func(o client.Object) []string {
 			ref := o.(*convoyv1.ServiceCluster).Spec.KubeconfigSecretRef
 			return []string{ref.Namespace + "/" + ref.Name}
+		}); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.ServiceCluster{}, clusterIDIndex,
+		func(o client.Object) []string {
+			if id := o.(*convoyv1.ServiceCluster).Status.ClusterID; id != "" {
+				return []string{id}
+			}
+			return nil
 		}); err != nil {
 		return err
 	}

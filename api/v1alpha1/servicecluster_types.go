@@ -78,11 +78,17 @@ type ServiceClusterStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready (reasons Connected, Unreachable, Unauthorized, InvalidKubeconfig,
-	// SecretNotFound), Reconciling and Stalled.
+	// SecretNotFound, DuplicateCluster, Deleting), Reconciling and Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// clusterID identifies the physical cluster (the UID of its kube-system namespace). Two
+	// ServiceClusters with the same clusterID would prune each other's objects, so the newer
+	// one is refused with reason DuplicateCluster.
+	// +optional
+	ClusterID string `json:"clusterID,omitempty"`
 
 	// kubernetesVersion reported by the cluster's API server, for example v1.36.3.
 	// +optional

@@ -42,6 +42,7 @@ const (
 	ReasonInvalidKubeconfig = "InvalidKubeconfig"
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonDeleting          = "Deleting"
+	ReasonDuplicateCluster  = "DuplicateCluster"
 
 	// Project and per-cluster reasons.
 	ReasonSynced             = "Synced"

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -19,13 +21,26 @@ const IstioNetworkingGroup = "networking.istio.io"
 
 // ProbeResult is what a health probe learned about a cluster.
 type ProbeResult struct {
+	// ClusterID is the UID of the kube-system namespace: stable for the life of a cluster and
+	// the same whichever ServiceCluster (or credentials) reaches it.
+	ClusterID         string
 	KubernetesVersion string
 	Capabilities      convoyv1.ClusterCapabilities
 }
 
 // Probe checks that the cluster answers with these credentials and discovers its capabilities.
 func (c *Connection) Probe(ctx context.Context) (ProbeResult, error) {
-	return probe(ctx, c.discovery)
+	res, err := probe(ctx, c.discovery)
+	if err != nil {
+		return res, err
+	}
+	kubeSystem := &metav1.PartialObjectMetadata{}
+	kubeSystem.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := c.cluster.GetAPIReader().Get(ctx, client.ObjectKey{Name: metav1.NamespaceSystem}, kubeSystem); err != nil {
+		return res, fmt.Errorf("reading namespace kube-system for the cluster's identity: %w", err)
+	}
+	res.ClusterID = string(kubeSystem.UID)
+	return res, nil
 }
 
 func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult, error) {
