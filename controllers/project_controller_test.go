@@ -276,17 +276,22 @@ var _ = Describe("Project", func() {
 		project.Spec.Workloads[0].Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("0.5"), corev1.ResourceMemory: mustQuantity("256Mi")},
 		}
+		project.Spec.Workloads[0].Template.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		project.Spec.Workloads[0].Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 		Expect(k8sClient.Create(ctx, project)).To(Succeed())
 		Eventually(func(g Gomega) {
 			for _, c := range []string{"svc-a", "svc-b"} {
 				g.Expect(clusterStatus(g, project, c).Synced).To(BeTrue())
 			}
+			d := remoteDeployment(g, svcA, project.Name, "api")
+			g.Expect(d.Spec.Template.Spec.Volumes[0].EmptyDir).NotTo(BeNil())
 		}, timeout, interval).Should(Succeed())
 		// Let in-flight reconciles of other tests' objects settle before counting.
 		time.Sleep(resyncPeriod)
 
 		reconcilesBefore := reconcileCount("project")
 		writesA, writesB := writes.Get("svc-a"), writes.Get("svc-b")
+		Expect(writesA).To(BeNumerically(">", 0), "the counter must see the writes that created the objects")
 		time.Sleep(3 * resyncPeriod)
 		Expect(reconcileCount("project")-reconcilesBefore).To(BeNumerically(">=", 2), "resyncs must have run")
 		Expect(writes.Get("svc-a")).To(Equal(writesA), "writes to svc-a during no-op resyncs")

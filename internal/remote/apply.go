@@ -122,50 +122,45 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 	return true, nil
 }
 
-// applyPayload converts a typed object into the unstructured apply request: zero values that
-// typed structs cannot omit (creationTimestamp: null, status: {}) are dropped so that convoy
-// never claims fields it does not mean to set.
+// applyPayload converts a typed object into the unstructured apply request. Typed structs
+// render zero values they cannot omit (creationTimestamp: null, status: {}, strategy: {},
+// resources: {}). Applying those would make convoy own fields it does not mean to set, and an
+// owned empty map compares unequal to the server's defaults on every resync. So nulls and empty
+// maps are dropped, except where an empty object is itself the value (emptyDir: {}).
 func applyPayload(obj client.Object, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
 	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, err
 	}
-	pruned, _ := pruneEmpty(content).(map[string]any)
-	u := &unstructured.Unstructured{Object: pruned}
+	dropEmpty(content)
+	u := &unstructured.Unstructured{Object: content}
 	u.SetGroupVersionKind(gvk)
 	return u, nil
 }
 
-func pruneEmpty(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, val := range t {
-			if p := pruneEmpty(val); p != nil {
-				out[k] = p
+// meaningfulEmptyObjects are keys whose empty object selects a behaviour.
+var meaningfulEmptyObjects = map[string]bool{"emptyDir": true}
+
+// dropEmpty removes nulls and empty maps from a map, depth first, and reports whether the map
+// ended up empty.
+func dropEmpty(m map[string]any) bool {
+	for k, v := range m {
+		switch t := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			if dropEmpty(t) && !meaningfulEmptyObjects[k] {
+				delete(m, k)
+			}
+		case []any:
+			for _, item := range t {
+				if im, ok := item.(map[string]any); ok {
+					dropEmpty(im)
+				}
 			}
 		}
-		if len(out) == 0 {
-			return nil
-		}
-		return out
-	case []any:
-		if len(t) == 0 {
-			return nil
-		}
-		out := make([]any, 0, len(t))
-		for _, val := range t {
-			// Keep list items even when empty: positions matter in atomic lists.
-			p := pruneEmpty(val)
-			if p == nil {
-				p = map[string]any{}
-			}
-			out = append(out, p)
-		}
-		return out
-	default:
-		return v
 	}
+	return len(m) == 0
 }
 
 // upToDate reports whether the fields convoy owns in live hold exactly the desired values.
