@@ -1,10 +1,16 @@
 package controllers_test
 
 import (
+	"os"
+	"path/filepath"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -103,5 +109,17 @@ var _ = Describe("Admission validation", func() {
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("spec.namespace"))
 		Expect(err.Error()).To(ContainSubstring("namespace is immutable"))
+	})
+})
+
+var _ = Describe("The samples in config/samples", func() {
+	It("are accepted by the API server", func() {
+		for _, file := range []string{"servicecluster.yaml", "project.yaml"} {
+			data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
+			Expect(err).NotTo(HaveOccurred())
+			obj := &unstructured.Unstructured{}
+			Expect(yaml.Unmarshal(data, &obj.Object)).To(Succeed())
+			Expect(k8sClient.Create(ctx, obj, client.DryRunAll)).To(Succeed(), file)
+		}
 	})
 })
