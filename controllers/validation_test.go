@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -104,11 +105,16 @@ var _ = Describe("Admission validation", func() {
 		p.Spec.Placement = selectNames("no-such-cluster")
 		p.Spec.Namespace = uniqueName("fixed")
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		p.Spec.Namespace = "elsewhere"
-		err := k8sClient.Update(ctx, p)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("spec.namespace"))
-		Expect(err.Error()).To(ContainSubstring("namespace is immutable"))
+		// Retry on write conflicts: the controller adds its finalizer concurrently.
+		Eventually(func(g Gomega) {
+			current := getProject(g, p)
+			current.Spec.Namespace = "elsewhere"
+			err := k8sClient.Update(ctx, current)
+			g.Expect(apierrors.IsConflict(err)).To(BeFalse(), "retry on resourceVersion conflict")
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring("spec.namespace"))
+			g.Expect(err.Error()).To(ContainSubstring("namespace is immutable"))
+		}, timeout, interval).Should(Succeed())
 	})
 })
 
