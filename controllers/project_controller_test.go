@@ -4,6 +4,10 @@ import (
 	"strings"
 	"time"
 
+	"context"
+	"errors"
+
+	"github.com/convoy-dev/convoy/controllers"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -296,6 +302,39 @@ var _ = Describe("Project", func() {
 		Expect(reconcileCount("project")-reconcilesBefore).To(BeNumerically(">=", 2), "resyncs must have run")
 		Expect(writes.Get("svc-a")).To(Equal(writesA), "writes to svc-a during no-op resyncs")
 		Expect(writes.Get("svc-b")).To(Equal(writesB), "writes to svc-b during no-op resyncs")
+	})
+
+	It("prunes nothing when listing ServiceClusters fails", func() {
+		project := newProject(ns, selectEnv("prod"), workload("api", "registry.example/api:1.0", 1, true))
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			for _, c := range []string{"svc-a", "svc-b"} {
+				g.Expect(clusterStatus(g, project, c).Synced).To(BeTrue())
+			}
+		}, timeout, interval).Should(Succeed())
+
+		// A reconciler whose manager-cluster client fails to list ServiceClusters, as during an
+		// etcd hiccup. The real reconciler keeps running; this one is driven by hand.
+		base, err := client.NewWithWatch(managerCfg, client.Options{Scheme: k8sClient.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		failing := interceptor.NewClient(base, interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				if _, ok := list.(*convoyv1.ServiceClusterList); ok {
+					return errors.New("etcdserver: request timed out")
+				}
+				return c.List(ctx, list, opts...)
+			},
+		})
+		r := &controllers.ProjectReconciler{Client: failing, Fleet: fleet, ResyncPeriod: time.Minute}
+		writesA, writesB := writes.Get("svc-a"), writes.Get("svc-b")
+		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(project)})
+		Expect(err).To(MatchError(ContainSubstring("listing ServiceClusters")))
+		Expect(writes.Get("svc-a")).To(Equal(writesA))
+		Expect(writes.Get("svc-b")).To(Equal(writesB))
+		for _, sc := range []*serviceCluster{svcA, svcB} {
+			Expect(gone(Default, sc, remoteNamespace(project.Name))).To(BeFalse())
+			remoteDeployment(Default, sc, project.Name, "api")
+		}
 	})
 
 	It("names unknown clusters in status", func() {

@@ -18,9 +18,9 @@ import (
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
 
-// SetupWithManager registers the controller and its three kinds of triggers: the Project itself,
-// ServiceCluster changes that can alter placement or reachability, and changes of
-// convoy-owned objects in any service cluster (drift, deletion, Deployment status).
+// SetupWithManager registers the controller and its triggers: the Project itself, ServiceCluster
+// changes that can alter placement or reachability, (re)connections to a service cluster, and
+// changes of convoy-owned objects in any service cluster (drift, deletion, Deployment status).
 func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("project").
@@ -28,6 +28,7 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.allProjects),
 			builder.WithPredicates(clusterChangedPredicate())).
 		WatchesRawSource(source.Channel(r.Fleet.Events(), &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.Fleet.Connected(), handler.EnqueueRequestsFromMapFunc(r.allProjects))).
 		WithOptions(opts).
 		Complete(r)
 }

@@ -180,6 +180,14 @@ var _ = Describe("A ServiceCluster's lifecycle", Ordered, func() {
 
 var _ = Describe("A service cluster outage", Ordered, func() {
 	var stable, leaving *convoyv1.Project
+	var stopped bool
+
+	// Never leave svc-b down for the specs that follow, even when a spec here fails.
+	AfterAll(func() {
+		if stopped {
+			Expect(svcB.env.ControlPlane.APIServer.Start()).To(Succeed())
+		}
+	})
 
 	BeforeAll(func() {
 		ns := newTestNamespace()
@@ -196,7 +204,8 @@ var _ = Describe("A service cluster outage", Ordered, func() {
 	})
 
 	It("marks the cluster Unreachable and shows it in Projects, without stale data", func() {
-		Expect(svcB.env.ControlPlane.APIServer.Stop()).To(Succeed())
+		svcB.crash()
+		stopped = true
 		Eventually(func(g Gomega) {
 			c := readyCondition(g, "svc-b")
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
@@ -237,6 +246,7 @@ var _ = Describe("A service cluster outage", Ordered, func() {
 
 	It("converges everything when the cluster returns", func() {
 		Expect(svcB.env.ControlPlane.APIServer.Start()).To(Succeed())
+		stopped = false
 		Eventually(func(g Gomega) { g.Expect(clusterReady(g, "svc-b")).To(Equal(convoyv1.ReasonConnected)) }, timeout, interval).Should(Succeed())
 		Eventually(func(g Gomega) {
 			remoteDeployment(g, svcB, stable.Name, "extra")

@@ -1,12 +1,15 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +47,9 @@ var (
 	cancel context.CancelFunc
 
 	managerEnv *envtest.Environment
+	managerCfg *rest.Config
 	k8sClient  client.Client // manager cluster
+	fleet      *remote.Fleet
 
 	// service clusters by ServiceCluster name
 	svcA, svcB *serviceCluster
@@ -64,6 +69,28 @@ type serviceCluster struct {
 	client     client.Client
 	kubeconfig []byte
 	user       *envtest.AuthenticatedUser
+	certDir    string
+}
+
+// crash kills the cluster's kube-apiserver, as a crash or a network partition would. A graceful
+// stop would wait up to a minute for open watches to drain.
+func (sc *serviceCluster) crash() {
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	Expect(err).NotTo(HaveOccurred())
+	killed := 0
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(cmdline, []byte("kube-apiserver")) || !bytes.Contains(cmdline, []byte(sc.certDir)) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+		killed++
+	}
+	Expect(killed).To(Equal(1), "exactly one kube-apiserver serves %s", sc.name)
+	// Stop only collects the exited process now.
+	Expect(sc.env.ControlPlane.APIServer.Stop()).To(Succeed())
 }
 
 // requestCounter counts write requests (anything but GET/HEAD/OPTIONS) per service cluster.
@@ -119,7 +146,7 @@ func startServiceCluster(name string) *serviceCluster {
 		Expect(env.Stop()).To(Succeed())
 		_ = os.RemoveAll(certDir)
 	})
-	sc := &serviceCluster{name: name, env: env}
+	sc := &serviceCluster{name: name, env: env, certDir: certDir}
 	sc.client, err = client.New(cfg, client.Options{Scheme: convoyscheme.New()})
 	Expect(err).NotTo(HaveOccurred())
 	sc.user, sc.kubeconfig = addAdmin(env, "convoy")
@@ -145,6 +172,7 @@ var _ = BeforeSuite(func() {
 	}
 	cfg, err := managerEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
+	managerCfg = cfg
 	DeferCleanup(func() { Expect(managerEnv.Stop()).To(Succeed()) })
 
 	scheme := convoyscheme.New()
@@ -154,7 +182,7 @@ var _ = BeforeSuite(func() {
 	svcA = startServiceCluster("svc-a")
 	svcB = startServiceCluster("svc-b")
 
-	fleet := remote.NewFleet(remote.Options{
+	fleet = remote.NewFleet(remote.Options{
 		Scheme:           scheme,
 		CacheSyncTimeout: 10 * time.Second,
 		RequestTimeout:   5 * time.Second,

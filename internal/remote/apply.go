@@ -64,6 +64,8 @@ func ownerOf(obj client.Object) string {
 // from the cache) already holds exactly what convoy owns: steady state costs nothing. A
 // live object that the Owner does not own gives a *ConflictError and is left untouched.
 func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Object) (bool, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	gvk, err := apiutil.GVKForObject(desired, c.cluster.GetScheme())
 	if err != nil {
 		return false, err

@@ -57,6 +57,7 @@ type Fleet struct {
 	opts          Options
 	typeConverter managedfields.TypeConverter
 	events        chan event.GenericEvent
+	connected     chan event.GenericEvent
 
 	mu    sync.RWMutex
 	conns map[string]*Connection
@@ -74,6 +75,7 @@ func NewFleet(opts Options) *Fleet {
 		opts:          opts,
 		typeConverter: applyconfigurations.NewTypeConverter(opts.Scheme),
 		events:        make(chan event.GenericEvent, 1024),
+		connected:     make(chan event.GenericEvent, 64),
 		conns:         map[string]*Connection{},
 	}
 }
@@ -81,6 +83,10 @@ func NewFleet(opts Options) *Fleet {
 // Events delivers one event per change of a convoy-owned object in any service cluster. The
 // event's object carries the namespace and name of the owning Project in the manager cluster.
 func (f *Fleet) Events() <-chan event.GenericEvent { return f.events }
+
+// Connected delivers one event, named after the ServiceCluster, each time a connection to a
+// cluster is (re)established. Projects waiting for that cluster re-enter through it.
+func (f *Fleet) Connected() <-chan event.GenericEvent { return f.connected }
 
 // Get returns the live connection to a cluster, or ErrNotConnected.
 func (f *Fleet) Get(name string) (*Connection, error) {
@@ -123,6 +129,7 @@ func (f *Fleet) Connect(ctx context.Context, name string, kubeconfig []byte) (*C
 		old.stop()
 		log.FromContext(ctx).Info("Replaced connection after kubeconfig change", "ServiceCluster", name)
 	}
+	f.connected <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}
 	return conn, nil
 }
 
@@ -150,7 +157,6 @@ func (f *Fleet) Stop() {
 
 func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.Config) (*Connection, error) {
 	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = f.opts.RequestTimeout
 	cfg.UserAgent = "convoy"
 	if f.opts.WrapTransport != nil {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return f.opts.WrapTransport(name, rt) })
@@ -163,7 +169,11 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 	if err != nil {
 		return nil, fmt.Errorf("building client for %s: %w", name, err)
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	// rest.Config.Timeout would also cut the caches' long-running watches, so only the
+	// discovery client gets it; other requests are bounded through their context.
+	discoveryCfg := rest.CopyConfig(cfg)
+	discoveryCfg.Timeout = f.opts.RequestTimeout
+	disc, err := discovery.NewDiscoveryClientForConfig(discoveryCfg)
 	if err != nil {
 		return nil, fmt.Errorf("building discovery client for %s: %w", name, err)
 	}
@@ -181,6 +191,7 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 		cluster:        cl,
 		discovery:      disc,
 		typeConverter:  f.typeConverter,
+		requestTimeout: f.opts.RequestTimeout,
 		cancel:         cancel,
 	}
 	for _, obj := range watchedTypes() {
@@ -241,6 +252,7 @@ type Connection struct {
 	cluster        cluster.Cluster
 	discovery      discovery.DiscoveryInterface
 	typeConverter  managedfields.TypeConverter
+	requestTimeout time.Duration
 	cancel         context.CancelFunc
 
 	// namespaceMu serialises namespace claims so that two Projects asking for the same
@@ -249,6 +261,11 @@ type Connection struct {
 }
 
 func (c *Connection) stop() { c.cancel() }
+
+// bounded limits one request (or a short sequence of them) to the cluster.
+func (c *Connection) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.requestTimeout)
+}
 
 // Cache reads convoy-owned objects of the cluster.
 func (c *Connection) Cache() cache.Cache { return c.cluster.GetCache() }

@@ -30,6 +30,8 @@ type ProbeResult struct {
 
 // Probe checks that the cluster answers with these credentials and discovers its capabilities.
 func (c *Connection) Probe(ctx context.Context) (ProbeResult, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	res, err := probe(ctx, c.discovery)
 	if err != nil {
 		return res, err

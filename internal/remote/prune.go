@@ -72,6 +72,8 @@ func (c *Connection) listOwned(ctx context.Context, opts ...client.ListOption) (
 // gone, and it refuses (NamespaceNotEmptyError) to delete a namespace that holds objects
 // convoy does not own. The UID precondition keeps it from deleting a replacement object.
 func (c *Connection) Delete(ctx context.Context, obj client.Object) error {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -239,3 +240,31 @@ func TestPlace(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// BenchmarkForCluster renders a Project of 10 workloads with 3 overrides for one cluster, the
+// work done per targeted cluster on every reconcile.
+func BenchmarkForCluster(b *testing.B) {
+	p := testProject(func(p *convoyv1.Project) {
+		base := p.Spec.Workloads[0]
+		p.Spec.Workloads = nil
+		for i := range 10 {
+			w := *base.DeepCopy()
+			w.Name = fmt.Sprintf("w%d", i)
+			p.Spec.Workloads = append(p.Spec.Workloads, w)
+		}
+		for range 3 {
+			p.Spec.Overrides = append(p.Spec.Overrides, convoyv1.ClusterOverride{
+				Clusters: convoyv1.ClusterSelection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"stage": "canary"}}},
+				Replicas: ptr.To[int32](1),
+				Images:   []convoyv1.ImageOverride{{Container: "app", Image: "api:2"}},
+			})
+		}
+	})
+	c := cluster("seoul-1", map[string]string{"stage": "canary"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ForCluster(p, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

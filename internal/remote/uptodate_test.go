@@ -1,0 +1,139 @@
+package remote
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/applyconfigurations"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
+)
+
+var deploymentGVK = appsv1.SchemeGroupVersion.WithKind("Deployment")
+
+func testConnection() *Connection {
+	return &Connection{typeConverter: applyconfigurations.NewTypeConverter(convoyscheme.New())}
+}
+
+func desiredDeployment() *appsv1.Deployment {
+	labels := map[string]string{"app": "api", convoyv1.ManagedByLabel: convoyv1.ManagedByValue}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](3),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "api:1",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5")}},
+				}}},
+			},
+		},
+	}
+}
+
+// managedBy returns the managedFields entry the API server records when manager applies obj.
+func managedBy(t testing.TB, c *Connection, manager string, op metav1.ManagedFieldsOperationType, obj client.Object) metav1.ManagedFieldsEntry {
+	payload, err := applyPayload(obj, deploymentGVK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed, err := c.typeConverter.ObjectToTyped(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := typed.ToFieldSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := set.ToJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}}
+}
+
+// liveAfterApply is the desired object as the server stores it: defaults filled in, status
+// set, and convoy recorded as the owner of what it applied.
+func liveAfterApply(t testing.TB, c *Connection) *appsv1.Deployment {
+	d := desiredDeployment()
+	live := d.DeepCopy()
+	live.TypeMeta = metav1.TypeMeta{} // the cache returns typed objects without TypeMeta
+	live.UID, live.ResourceVersion, live.Generation = "uid-1", "42", 1
+	live.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	live.Spec.RevisionHistoryLimit = ptr.To[int32](10)
+	live.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	live.Spec.Template.Spec.Containers[0].TerminationMessagePath = "/dev/termination-log"
+	live.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+	live.Status = appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 3}
+	live.ManagedFields = []metav1.ManagedFieldsEntry{managedBy(t, c, convoyv1.FieldOwner, metav1.ManagedFieldsOperationApply, d)}
+	return live
+}
+
+func TestUpToDate(t *testing.T) {
+	c := testConnection()
+	tests := []struct {
+		name     string
+		live     func(*appsv1.Deployment)
+		desired  func(*appsv1.Deployment)
+		upToDate bool
+	}{
+		{name: "fresh apply with server defaults and canonical quantities", upToDate: true},
+		{name: "fields owned by others do not count", upToDate: true, live: func(d *appsv1.Deployment) {
+			d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "3"}
+			d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate})
+		}},
+		{name: "desired image changed", desired: func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "api:2" }},
+		{name: "desired replicas removed: convoy still owns the field", desired: func(d *appsv1.Deployment) { d.Spec.Replicas = nil }},
+		{name: "desired label added", desired: func(d *appsv1.Deployment) { d.Labels["tier"] = "web" }},
+		{name: "live value edited while convoy still owns it", live: func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "evil:1" }},
+		{name: "live edited by another manager: convoy lost ownership of replicas", live: func(d *appsv1.Deployment) {
+			edited := desiredDeployment()
+			edited.Spec.Replicas = nil
+			d.ManagedFields = []metav1.ManagedFieldsEntry{managedBy(t, c, convoyv1.FieldOwner, metav1.ManagedFieldsOperationApply, edited)}
+			d.Spec.Replicas = ptr.To[int32](7)
+		}},
+		{name: "no convoy entry in managedFields", live: func(d *appsv1.Deployment) { d.ManagedFields = nil }},
+		{name: "convoy's entry is an Update, not an Apply", live: func(d *appsv1.Deployment) { d.ManagedFields[0].Operation = metav1.ManagedFieldsOperationUpdate }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live, desired := liveAfterApply(t, c), desiredDeployment()
+			if tt.live != nil {
+				tt.live(live)
+			}
+			if tt.desired != nil {
+				tt.desired(desired)
+			}
+			got, err := c.upToDate(deploymentGVK, live, desired)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.upToDate {
+				t.Errorf("upToDate = %v, want %v", got, tt.upToDate)
+			}
+		})
+	}
+}
+
+// BenchmarkUpToDate measures the per-object cost of a no-op resync: it runs for every object
+// in every targeted cluster on every reconcile.
+func BenchmarkUpToDate(b *testing.B) {
+	c := testConnection()
+	live, desired := liveAfterApply(b, c), desiredDeployment()
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, err := c.upToDate(deploymentGVK, live, desired)
+		if err != nil || !ok {
+			b.Fatalf("upToDate = %v, %v", ok, err)
+		}
+	}
+}
