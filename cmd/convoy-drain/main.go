@@ -1,0 +1,130 @@
+// Command convoy-drain is the PreStop helper convoy injects into pods.
+//
+//	convoy-drain install <dir>                        copy this binary into dir (init container)
+//	convoy-drain wait --ports 8080,8443 --min-delay 5s --timeout 30s
+//	convoy-drain http --url http://127.0.0.1:8080/drain --wait 10s
+//	convoy-drain sleep --duration 10s                 PreStop sleep for clusters without the native action
+//
+// It is static and needs nothing from the application image. It always exits 0 once it has
+// waited: a PreStop hook's exit status changes nothing, and the kubelet sends SIGTERM next.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/convoy-dev/convoy/internal/drain"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "convoy-drain:", err)
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: convoy-drain install|wait|http|sleep [flags]")
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	switch cmd {
+	case "install":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: convoy-drain install <dir>")
+		}
+		return install(args[0])
+	case "wait":
+		ports := fs.String("ports", "", "comma-separated local ports whose ESTABLISHED connections to wait for")
+		minDelay := fs.Duration("min-delay", 5*time.Second, "time always waited first, for endpoint removal to propagate")
+		timeout := fs.Duration("timeout", 30*time.Second, "upper bound of the whole wait")
+		poll := fs.Duration("poll", 250*time.Millisecond, "interval between reads of /proc/net/tcp*")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		list, err := parsePorts(*ports)
+		if err != nil {
+			return err
+		}
+		_, err = drain.WaitForDrain(ctx, drain.WaitOptions{
+			Ports: list, MinDelay: *minDelay, Timeout: *timeout, Poll: *poll,
+			Files: drain.DefaultProcNetFiles, Log: out,
+		})
+		return err
+	case "http":
+		url := fs.String("url", "", "drain endpoint of the application, for example http://127.0.0.1:8080/drain")
+		wait := fs.Duration("wait", 10*time.Second, "time waited after the call")
+		timeout := fs.Duration("request-timeout", 5*time.Second, "timeout of the drain call")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if *url == "" {
+			return fmt.Errorf("--url is required")
+		}
+		return drain.CallAndWait(ctx, drain.HTTPOptions{URL: *url, RequestTimeout: *timeout, Wait: *wait, Log: out})
+	case "sleep":
+		d := fs.Duration("duration", 0, "how long to sleep")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "convoy-drain: sleeping %s\n", *d)
+		time.Sleep(*d)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func parsePorts(s string) ([]uint16, error) {
+	var ports []uint16
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || p == 0 {
+			return nil, fmt.Errorf("--ports: %q is not a port number", f)
+		}
+		ports = append(ports, uint16(p))
+	}
+	if len(ports) == 0 {
+		return nil, fmt.Errorf("--ports: at least one port is required")
+	}
+	return ports, nil
+}
+
+// install copies the running binary into dir, so that the application container can run it
+// from a shared emptyDir without convoy's image or any tool in the application image.
+func install(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	target := filepath.Join(dir, "convoy-drain")
+	tmp := target + ".tmp"
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		_ = dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, target)
+}

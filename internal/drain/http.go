@@ -1,0 +1,47 @@
+package drain
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// HTTPOptions configure CallAndWait.
+type HTTPOptions struct {
+	URL string
+	// RequestTimeout bounds the drain call.
+	RequestTimeout time.Duration
+	// Wait is slept after the call (whatever its result): the application stops taking new
+	// work and the endpoint removal propagates meanwhile.
+	Wait time.Duration
+	Log  io.Writer
+}
+
+// CallAndWait calls the application's drain endpoint, then waits. A failed call is reported,
+// not fatal: the wait still protects in-flight requests.
+func CallAndWait(ctx context.Context, o HTTPOptions) error {
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(callCtx, http.MethodGet, o.URL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	switch {
+	case err != nil:
+		fmt.Fprintf(o.Log, "convoy-drain: drain call to %s failed: %v\n", o.URL, err)
+	default:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		_ = resp.Body.Close()
+		fmt.Fprintf(o.Log, "convoy-drain: drain call to %s answered %s after %.1fs\n", o.URL, resp.Status, time.Since(start).Seconds())
+	}
+	fmt.Fprintf(o.Log, "convoy-drain: waiting %s\n", o.Wait)
+	select {
+	case <-time.After(o.Wait):
+	case <-ctx.Done():
+	}
+	return nil
+}
