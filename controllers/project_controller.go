@@ -109,7 +109,7 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 	if !ok {
 		return st, nil
 	}
-	desired, err := render.ForCluster(project, sc)
+	desired, err := render.ForCluster(project, sc, render.Policies{})
 	if err != nil {
 		st.Reason, st.Message = convoyv1.ReasonInvalidSpec, err.Error()
 		return st, nil

@@ -64,6 +64,15 @@ type ServicePort struct {
 	Protocol corev1.Protocol `json:"protocol,omitempty"`
 }
 
+// PolicyReference names a policy in the Project's namespace.
+type PolicyReference struct {
+	// name of the policy.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // Workload is one Deployment (and optionally one Service) that convoy runs in every
 // targeted cluster.
 type Workload struct {
@@ -85,6 +94,10 @@ type Workload struct {
 	// template of the pods. convoy adds its ownership labels to the pod labels.
 	// +required
 	Template corev1.PodTemplateSpec `json:"template"`
+
+	// gracefulShutdownPolicy overrides the Project's default policy for this workload.
+	// +optional
+	GracefulShutdownPolicy *PolicyReference `json:"gracefulShutdownPolicy,omitempty"`
 
 	// ports of the Service convoy creates for the workload. No Service is created when empty.
 	// +optional
@@ -160,6 +173,11 @@ type ProjectSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="namespace is immutable"
 	Namespace string `json:"namespace,omitempty"`
 
+	// gracefulShutdownPolicy is the default GracefulShutdownPolicy (in the Project's namespace)
+	// of every workload.
+	// +optional
+	GracefulShutdownPolicy *PolicyReference `json:"gracefulShutdownPolicy,omitempty"`
+
 	// workloads run in every targeted cluster.
 	// +optional
 	// +listType=map
@@ -188,6 +206,16 @@ type WorkloadStatus struct {
 	AvailableReplicas int32 `json:"availableReplicas"`
 }
 
+// AppliedPolicy records which generation of a policy convoy applied in a cluster.
+type AppliedPolicy struct {
+	// kind of the policy, for example GracefulShutdownPolicy.
+	Kind string `json:"kind"`
+	// name of the policy.
+	Name string `json:"name"`
+	// generation of the policy that the cluster's objects were rendered from.
+	Generation int64 `json:"generation"`
+}
+
 // ProjectClusterStatus is the state of a Project in one service cluster.
 type ProjectClusterStatus struct {
 	// name of the ServiceCluster.
@@ -212,6 +240,12 @@ type ProjectClusterStatus struct {
 	// information is when the cluster is unreachable.
 	// +optional
 	LastContactTime *metav1.Time `json:"lastContactTime,omitempty"`
+
+	// appliedPolicies are the policies (and their generations) the cluster's objects were
+	// last applied from.
+	// +optional
+	// +listType=atomic
+	AppliedPolicies []AppliedPolicy `json:"appliedPolicies,omitempty"`
 
 	// workloads read from the live Deployments. Empty when the cluster cannot be read.
 	// +optional

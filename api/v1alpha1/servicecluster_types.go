@@ -64,6 +64,11 @@ type ClusterCapabilities struct {
 	// +optional
 	PreStopSleepZero bool `json:"preStopSleepZero,omitempty"`
 
+	// nativeSidecars is true when the server supports sidecar containers well enough for
+	// Istio's automatic native-sidecar mode (Kubernetes 1.33+).
+	// +optional
+	NativeSidecars bool `json:"nativeSidecars,omitempty"`
+
 	// destinationRuleVersions lists the networking.istio.io versions that serve
 	// DestinationRule, preferred first. Empty when Istio's CRDs are not installed.
 	// +optional

@@ -57,6 +57,7 @@ func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult,
 	if v, err := version.ParseGeneric(info.GitVersion); err == nil {
 		res.Capabilities.PreStopSleep = v.AtLeast(version.MajorMinor(1, 30))
 		res.Capabilities.PreStopSleepZero = v.AtLeast(version.MajorMinor(1, 33))
+		res.Capabilities.NativeSidecars = v.AtLeast(version.MajorMinor(1, 33))
 	}
 	versions, err := destinationRuleVersions(disc)
 	if err != nil {

@@ -19,6 +19,15 @@ type ClusterObjects struct {
 	Namespace   *corev1.Namespace
 	Deployments []*appsv1.Deployment
 	Services    []*corev1.Service
+	// AppliedPolicies are the policies the objects were rendered from, sorted by kind and name.
+	AppliedPolicies []convoyv1.AppliedPolicy
+}
+
+// Policies are the policies a Project references, by name, and the manager's defaults.
+type Policies struct {
+	GracefulShutdown map[string]*convoyv1.GracefulShutdownPolicy
+	// DrainHelperImage is the convoy-drain image used unless a policy names its own.
+	DrainHelperImage string
 }
 
 // All returns the objects in apply order: the namespace first, then workloads.
@@ -59,7 +68,7 @@ func workloadLabels(project *convoyv1.Project, workload string) map[string]strin
 
 // ForCluster renders the objects a Project wants in one cluster, with the cluster's
 // overrides applied.
-func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) (*ClusterObjects, error) {
+func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, policies Policies) (*ClusterObjects, error) {
 	ns := project.RemoteNamespace()
 	out := &ClusterObjects{
 		Namespace: &corev1.Namespace{
@@ -71,18 +80,40 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) (*C
 	if err != nil {
 		return nil, err
 	}
+	applied := map[string]convoyv1.AppliedPolicy{}
 	for i := range project.Spec.Workloads {
 		w := &project.Spec.Workloads[i]
 		d := deployment(project, ns, w)
 		for _, o := range overrides {
 			applyOverride(d, w.Name, o)
 		}
+		if ref := ShutdownPolicyRef(project, w); ref != nil {
+			policy := policies.GracefulShutdown[ref.Name]
+			if policy == nil {
+				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %q not found", i, w.Name, ref.Name)
+			}
+			if err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage); err != nil {
+				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
+			}
+			applied["GracefulShutdownPolicy/"+policy.Name] = convoyv1.AppliedPolicy{Kind: "GracefulShutdownPolicy", Name: policy.Name, Generation: policy.Generation}
+		}
 		out.Deployments = append(out.Deployments, d)
 		if len(w.Ports) > 0 {
 			out.Services = append(out.Services, service(project, ns, w))
 		}
 	}
+	for _, key := range slices.Sorted(maps.Keys(applied)) {
+		out.AppliedPolicies = append(out.AppliedPolicies, applied[key])
+	}
 	return out, nil
+}
+
+// ShutdownPolicyRef is the GracefulShutdownPolicy of a workload: its own, else the Project's.
+func ShutdownPolicyRef(project *convoyv1.Project, w *convoyv1.Workload) *convoyv1.PolicyReference {
+	if w.GracefulShutdownPolicy != nil {
+		return w.GracefulShutdownPolicy
+	}
+	return project.Spec.GracefulShutdownPolicy
 }
 
 func overridesFor(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) ([]*convoyv1.ClusterOverride, error) {

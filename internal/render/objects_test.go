@@ -169,7 +169,7 @@ func TestForCluster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.project.DeepCopy()
-			got, err := ForCluster(tt.project, tt.cluster)
+			got, err := ForCluster(tt.project, tt.cluster, Policies{})
 			if err != nil {
 				t.Fatalf("ForCluster: %v", err)
 			}
@@ -263,7 +263,7 @@ func BenchmarkForCluster(b *testing.B) {
 	c := cluster("seoul-1", map[string]string{"stage": "canary"})
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ForCluster(p, c); err != nil {
+		if _, err := ForCluster(p, c, Policies{}); err != nil {
 			b.Fatal(err)
 		}
 	}
