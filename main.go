@@ -27,6 +27,7 @@ func main() {
 		clusterFailureThreshold int
 		remoteRequestTimeout    time.Duration
 		leaderElectionNamespace string
+		drainHelperImage        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
@@ -37,6 +38,7 @@ func main() {
 	flag.DurationVar(&clusterProbeInterval, "cluster-probe-interval", 30*time.Second, "Time between health probes of each service cluster.")
 	flag.IntVar(&clusterFailureThreshold, "cluster-failure-threshold", 3, "Consecutive failed probes before a Ready service cluster is reported unreachable.")
 	flag.DurationVar(&remoteRequestTimeout, "remote-request-timeout", 15*time.Second, "Timeout of each request to a service cluster.")
+	flag.StringVar(&drainHelperImage, "drain-helper-image", "ghcr.io/convoy-dev/convoy-drain:v0.1.0", "Image of convoy-drain, injected for PreStop hooks that need it (a GracefulShutdownPolicy's spec.helperImage wins).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -70,6 +72,7 @@ func main() {
 		ResyncPeriod:            resyncPeriod,
 		ClusterProbeInterval:    clusterProbeInterval,
 		ClusterFailureThreshold: int32(clusterFailureThreshold),
+		DrainHelperImage:        drainHelperImage,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

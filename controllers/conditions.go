@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,3 +27,5 @@ func setOrRemove(conds *[]metav1.Condition, condType string, present bool, gener
 		Type: condType, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: generation,
 	})
 }
+
+func equalStatus(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }

@@ -27,6 +27,8 @@ import (
 type ProjectReconciler struct {
 	client.Client
 	Fleet *remote.Fleet
+	// DrainHelperImage is the convoy-drain image injected for PreStop hooks that need it.
+	DrainHelperImage string
 	// ResyncPeriod re-checks every cluster even without events. In steady state a resync reads
 	// only caches and sends no request to service clusters.
 	ResyncPeriod time.Duration
@@ -36,6 +38,7 @@ type ProjectReconciler struct {
 // +kubebuilder:rbac:groups=convoy.dev,resources=projects/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=convoy.dev,resources=projects/finalizers,verbs=update
 // +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=convoy.dev,resources=gracefulshutdownpolicies,verbs=get;list;watch
 
 // Reconcile runs the phases: fetch, gather clusters, finalizer, sync or clean up per
 // cluster, status.
@@ -60,6 +63,16 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 
 	before := project.Status.DeepCopy()
+	policies, missing, err := r.gatherPolicies(ctx, project)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(missing) > 0 {
+		// Nothing is pushed half-way: a workload without its policy would drop requests.
+		// The policy watch brings the Project back when the policy appears.
+		r.setStalled(project, convoyv1.ReasonPolicyNotFound, strings.Join(missing, "; "))
+		return ctrl.Result{}, r.patchStatus(ctx, project, before)
+	}
 	placement, err := render.Place(project, clusters.Items)
 	if err != nil {
 		// Unreachable with API-server validation in place; kept as a terminal user error.
@@ -71,7 +84,7 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	for i := range clusters.Items {
 		sc := &clusters.Items[i]
 		if slices.Contains(placement.Targeted, sc) {
-			st, err := r.syncCluster(ctx, project, sc)
+			st, err := r.syncCluster(ctx, project, sc, policies)
 			statuses = append(statuses, st)
 			retry = errors.Join(retry, err)
 			continue
@@ -97,19 +110,60 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{RequeueAfter: r.ResyncPeriod}, nil
 }
 
+// gatherPolicies reads the policies the Project references. Missing ones are returned as
+// messages naming the referencing field.
+func (r *ProjectReconciler) gatherPolicies(ctx context.Context, project *convoyv1.Project) (render.Policies, []string, error) {
+	policies := render.Policies{GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{}, DrainHelperImage: r.DrainHelperImage}
+	var missing []string
+	for _, ref := range shutdownPolicyRefs(project) {
+		if _, seen := policies.GracefulShutdown[ref.name]; seen {
+			continue
+		}
+		policy := &convoyv1.GracefulShutdownPolicy{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: project.Namespace, Name: ref.name}, policy)
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, fmt.Sprintf("GracefulShutdownPolicy %s/%s referenced by %s does not exist; create it or remove the reference", project.Namespace, ref.name, ref.field))
+			policies.GracefulShutdown[ref.name] = nil
+		case err != nil:
+			return policies, nil, err
+		default:
+			policies.GracefulShutdown[ref.name] = policy
+		}
+	}
+	return policies, missing, nil
+}
+
+type policyRef struct{ name, field string }
+
+// shutdownPolicyRefs lists every GracefulShutdownPolicy reference with the field holding it.
+func shutdownPolicyRefs(project *convoyv1.Project) []policyRef {
+	var refs []policyRef
+	if ref := project.Spec.GracefulShutdownPolicy; ref != nil {
+		refs = append(refs, policyRef{ref.Name, "spec.gracefulShutdownPolicy"})
+	}
+	for i, w := range project.Spec.Workloads {
+		if w.GracefulShutdownPolicy != nil {
+			refs = append(refs, policyRef{w.GracefulShutdownPolicy.Name, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i)})
+		}
+	}
+	return refs
+}
+
 func (r *ProjectReconciler) owner(p *convoyv1.Project) remote.Owner {
 	return remote.Owner{Namespace: p.Namespace, Name: p.Name}
 }
 
 // syncCluster applies the Project's objects in one cluster and prunes what it no longer wants.
 // It returns an error only for failures worth retrying with backoff.
-func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.Project, sc *convoyv1.ServiceCluster) (convoyv1.ProjectClusterStatus, error) {
-	st := convoyv1.ProjectClusterStatus{Name: sc.Name, LastSyncTime: previous(project, sc.Name).LastSyncTime}
+func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.Project, sc *convoyv1.ServiceCluster, policies render.Policies) (convoyv1.ProjectClusterStatus, error) {
+	prev := previous(project, sc.Name)
+	st := convoyv1.ProjectClusterStatus{Name: sc.Name, LastSyncTime: prev.LastSyncTime, AppliedPolicies: prev.AppliedPolicies}
 	conn, ok := r.reachable(sc, &st)
 	if !ok {
 		return st, nil
 	}
-	desired, err := render.ForCluster(project, sc, render.Policies{})
+	desired, err := render.ForCluster(project, sc, policies)
 	if err != nil {
 		st.Reason, st.Message = convoyv1.ReasonInvalidSpec, err.Error()
 		return st, nil
@@ -148,7 +202,8 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 		return st, fmt.Errorf("cluster %s: %s", sc.Name, st.Message)
 	}
 	st.Synced = true
-	if changed || st.LastSyncTime == nil || !previous(project, sc.Name).Synced {
+	st.AppliedPolicies = desired.AppliedPolicies
+	if changed || st.LastSyncTime == nil || !prev.Synced {
 		now := metav1.Now()
 		st.LastSyncTime = &now
 	}

@@ -22,15 +22,42 @@ import (
 // changes that can alter placement or reachability, (re)connections to a service cluster, and
 // changes of convoy-owned objects in any service cluster (drift, deletion, Deployment status).
 func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, shutdownPolicyIndex,
+		func(o client.Object) []string {
+			var names []string
+			for _, ref := range shutdownPolicyRefs(o.(*convoyv1.Project)) {
+				names = append(names, ref.name)
+			}
+			return names
+		}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("project").
 		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.allProjects),
 			builder.WithPredicates(clusterChangedPredicate())).
+		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsingShutdownPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Fleet.Events(), &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Channel(r.Fleet.Connected(), handler.EnqueueRequestsFromMapFunc(r.allProjects))).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// shutdownPolicyIndex indexes Projects by the GracefulShutdownPolicies they reference.
+const shutdownPolicyIndex = "spec.gracefulShutdownPolicies"
+
+func (r *ProjectReconciler) projectsUsingShutdownPolicy(ctx context.Context, policy client.Object) []reconcile.Request {
+	var list convoyv1.ProjectList
+	if err := r.List(ctx, &list, client.InNamespace(policy.GetNamespace()), client.MatchingFields{shutdownPolicyIndex: policy.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, p := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+	}
+	return reqs
 }
 
 func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []reconcile.Request {

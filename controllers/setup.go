@@ -16,6 +16,8 @@ type Config struct {
 	ResyncPeriod            time.Duration
 	ClusterProbeInterval    time.Duration
 	ClusterFailureThreshold int32
+	// DrainHelperImage is the convoy-drain image for PreStop hooks that need it.
+	DrainHelperImage string
 }
 
 // Setup registers every convoy controller with the manager.
@@ -30,9 +32,13 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
+	if err := (&GracefulShutdownPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&ProjectReconciler{
-		Client:       mgr.GetClient(),
-		Fleet:        cfg.Fleet,
-		ResyncPeriod: cfg.ResyncPeriod,
+		Client:           mgr.GetClient(),
+		Fleet:            cfg.Fleet,
+		ResyncPeriod:     cfg.ResyncPeriod,
+		DrainHelperImage: cfg.DrainHelperImage,
 	}).SetupWithManager(mgr, opts)
 }

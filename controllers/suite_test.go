@@ -199,6 +199,7 @@ var _ = BeforeSuite(func() {
 		ResyncPeriod:            resyncPeriod,
 		ClusterProbeInterval:    time.Second,
 		ClusterFailureThreshold: 2,
+		DrainHelperImage:        "ghcr.io/convoy-dev/convoy-drain:test",
 	})).To(Succeed())
 	managerDone := make(chan struct{})
 	go func() {

@@ -58,4 +58,10 @@ const (
 	ReasonAllClustersSynced  = "AllClustersSynced"
 	ReasonWorkloadsNotReady  = "WorkloadsNotReady"
 	ReasonPlacementListError = "PlacementListError"
+	ReasonPolicyNotFound     = "PolicyNotFound"
+
+	// GracefulShutdownPolicy reasons and conditions.
+	ReasonValid                 = "Valid"
+	SpotNoticeExceededCondition = "SpotNoticeExceeded"
+	ReasonGraceExceedsNotice    = "GracePeriodExceedsSpotNotice"
 )
