@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -143,6 +146,63 @@ var _ = Describe("GracefulShutdownPolicy", Ordered, func() {
 			g.Expect(old.Spec.Template.Spec.InitContainers).To(BeEmpty())
 			g.Expect(old.Spec.Template.Annotations).NotTo(HaveKey("proxy.istio.io/config"))
 			g.Expect(clusterStatus(g, project, oldCluster.name).AppliedPolicies).To(BeEmpty())
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("tunes Envoy's connection pool through a DestinationRule where Istio is installed", func() {
+		policy := sleepPolicy("pooled", 5)
+		policy.Spec.ConnectionPool = &convoyv1.ConnectionTuning{
+			TCPKeepalive:   &convoyv1.TCPKeepalive{Time: metav1.Duration{Duration: 300 * time.Second}, Interval: metav1.Duration{Duration: 75 * time.Second}, Probes: 9},
+			IdleTimeout:    &metav1.Duration{Duration: 50 * time.Second},
+			AppIdleTimeout: &metav1.Duration{Duration: 60 * time.Second},
+		}
+		Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+		project := newProject(ns, selectNames("svc-a", "svc-b"), workload("api", "registry.example/api:1.0", 1, true))
+		project.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "pooled"}
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+
+		key := client.ObjectKey{Namespace: project.Name, Name: "api"}
+		Eventually(func(g Gomega) {
+			dr := &networkingv1.DestinationRule{}
+			g.Expect(svcA.client.Get(ctx, key, dr)).To(Succeed())
+			g.Expect(dr.Labels).To(HaveKeyWithValue(convoyv1.ManagedByLabel, "convoy"))
+			g.Expect(dr.Spec.GetHost()).To(Equal("api." + project.Name + ".svc.cluster.local"))
+			pool := dr.Spec.GetTrafficPolicy().GetConnectionPool()
+			g.Expect(pool.GetHttp().GetIdleTimeout().AsDuration()).To(Equal(50 * time.Second))
+			g.Expect(pool.GetTcp().GetTcpKeepalive().GetProbes()).To(Equal(uint32(9)))
+			g.Expect(pool.GetTcp().GetTcpKeepalive().GetInterval().AsDuration()).To(Equal(75 * time.Second))
+			g.Expect(clusterStatus(g, project, "svc-b").Message).To(ContainSubstring("the cluster serves no networking.istio.io DestinationRule"))
+		}, timeout, interval).Should(Succeed())
+
+		By("steady state: resyncs send no writes, DestinationRule included")
+		time.Sleep(resyncPeriod)
+		before := writes.Get("svc-a")
+		time.Sleep(3 * resyncPeriod)
+		Expect(writes.Get("svc-a")).To(Equal(before))
+
+		By("a remote edit of the DestinationRule is put back")
+		Eventually(func(g Gomega) {
+			dr := &networkingv1.DestinationRule{}
+			g.Expect(svcA.client.Get(ctx, key, dr)).To(Succeed())
+			dr.Spec.TrafficPolicy.ConnectionPool.Http.IdleTimeout = durationpb.New(time.Hour)
+			g.Expect(svcA.client.Update(ctx, dr)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			dr := &networkingv1.DestinationRule{}
+			g.Expect(svcA.client.Get(ctx, key, dr)).To(Succeed())
+			g.Expect(dr.Spec.GetTrafficPolicy().GetConnectionPool().GetHttp().GetIdleTimeout().AsDuration()).To(Equal(50 * time.Second))
+		}, timeout, interval).Should(Succeed())
+
+		By("dropping the connection tuning prunes the DestinationRule")
+		Eventually(func(g Gomega) {
+			p := &convoyv1.GracefulShutdownPolicy{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(policy), p)).To(Succeed())
+			p.Spec.ConnectionPool = nil
+			g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			err := svcA.client.Get(ctx, key, &networkingv1.DestinationRule{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 		}, timeout, interval).Should(Succeed())
 	})
 

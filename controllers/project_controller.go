@@ -173,7 +173,11 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 	var conflicts, failures []string
 	var changed bool
 	for _, obj := range desired.All() {
-		wanted[objectID(obj)] = true
+		id, err := conn.ObjectID(obj)
+		if err != nil {
+			return st, err
+		}
+		wanted[id] = true
 		wrote, err := conn.Apply(ctx, owner, obj)
 		changed = changed || wrote
 		var conflict *remote.ConflictError
@@ -212,6 +216,9 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 	} else {
 		st.Reason, st.Message = convoyv1.ReasonSynced, "All objects applied and all workloads available"
 	}
+	if len(desired.Warnings) > 0 {
+		st.Message += ". " + strings.Join(desired.Warnings, "; ")
+	}
 	return st, nil
 }
 
@@ -223,7 +230,11 @@ func (r *ProjectReconciler) prune(ctx context.Context, conn *remote.Connection, 
 	}
 	var errs []error
 	for _, obj := range owned {
-		if !wanted[objectID(obj)] {
+		id, err := conn.ObjectID(obj)
+		if err != nil {
+			return err
+		}
+		if !wanted[id] {
 			errs = append(errs, conn.Delete(ctx, obj))
 		}
 	}
@@ -388,8 +399,4 @@ func previous(project *convoyv1.Project, cluster string) convoyv1.ProjectCluster
 		}
 	}
 	return convoyv1.ProjectClusterStatus{}
-}
-
-func objectID(obj client.Object) string {
-	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
 }

@@ -64,6 +64,13 @@ func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if contactErr == nil {
 		probe, contactErr = conn.Probe(ctx)
 	}
+	if contactErr == nil && probe.Capabilities.DestinationRuleVersion() != conn.DestinationRuleVersion() {
+		// Istio's CRDs were installed or removed: the connection must watch other kinds.
+		log.FromContext(ctx).Info("DestinationRule support changed; reconnecting",
+			"from", conn.DestinationRuleVersion(), "to", probe.Capabilities.DestinationRuleVersion())
+		r.Fleet.Disconnect(sc.Name)
+		_, contactErr = r.connect(ctx, sc)
+	}
 	var original string
 	if contactErr == nil {
 		original, contactErr = r.registeredEarlier(ctx, sc, probe.ClusterID)

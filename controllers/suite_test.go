@@ -5,8 +5,10 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -133,12 +135,21 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // WrappedRoundTripper lets client-go cancel requests through the wrapper.
 func (t *countingTransport) WrappedRoundTripper() http.RoundTripper { return t.next }
 
-func startServiceCluster(name string) *serviceCluster {
+// istioCRDs is Istio's CRD bundle, read from the istio.io/api module at the version in go.mod.
+func istioCRDs() string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api").Output()
+	Expect(err).NotTo(HaveOccurred(), "locating the istio.io/api module")
+	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
+	Expect(path).To(BeAnExistingFile())
+	return path
+}
+
+func startServiceCluster(name string, crdPaths ...string) *serviceCluster {
 	// A fixed certificate directory lets the API server be stopped and started again with
 	// the same serving certificate and client CA, like a real outage.
 	certDir, err := os.MkdirTemp("", "convoy-"+name+"-")
 	Expect(err).NotTo(HaveOccurred())
-	env := &envtest.Environment{}
+	env := &envtest.Environment{CRDDirectoryPaths: crdPaths, ErrorIfCRDPathMissing: true}
 	env.ControlPlane.GetAPIServer().CertDir = certDir
 	cfg, err := env.Start()
 	Expect(err).NotTo(HaveOccurred())
@@ -179,7 +190,7 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	svcA = startServiceCluster("svc-a")
+	svcA = startServiceCluster("svc-a", istioCRDs()) // svc-b has no Istio
 	svcB = startServiceCluster("svc-b")
 
 	fleet = remote.NewFleet(remote.Options{

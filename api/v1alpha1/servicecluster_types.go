@@ -76,6 +76,19 @@ type ClusterCapabilities struct {
 	DestinationRuleVersions []string `json:"destinationRuleVersions,omitempty"`
 }
 
+// DestinationRuleVersion is the networking.istio.io version convoy writes DestinationRules
+// in: v1 when served, else v1beta1, else "" (no Istio).
+func (c ClusterCapabilities) DestinationRuleVersion() string {
+	for _, want := range []string{"v1", "v1beta1"} {
+		for _, v := range c.DestinationRuleVersions {
+			if v == want {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
 // ServiceClusterStatus is the observed state of a service cluster.
 type ServiceClusterStatus struct {
 	// observedGeneration is the generation the status was computed for.

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
@@ -36,6 +38,16 @@ func (e *ConflictError) Error() string {
 		return fmt.Sprintf("%s in cluster %s already belongs to Project %s; pick another spec.namespace or remove it from that Project", what, e.ClusterID, e.OwnedBy)
 	}
 	return fmt.Sprintf("%s in cluster %s exists and was not created by convoy; convoy will not adopt or change it. Delete or rename it, or pick another spec.namespace", what, e.ClusterID)
+}
+
+// ObjectID identifies an object by group, kind, namespace and name, whatever its Go type
+// (typed from a cache, unstructured from a renderer) or API version.
+func (c *Connection) ObjectID(obj client.Object) (string, error) {
+	gvk, err := apiutil.GVKForObject(obj, c.cluster.GetScheme())
+	if err != nil {
+		return "", err
+	}
+	return gvk.GroupKind().String() + "/" + obj.GetNamespace() + "/" + obj.GetName(), nil
 }
 
 // Owner identifies the Project on whose behalf objects are written.
@@ -130,9 +142,14 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 // owned empty map compares unequal to the server's defaults on every resync. So nulls and empty
 // maps are dropped, except where an empty object is itself the value (emptyDir: {}).
 func applyPayload(obj client.Object, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
-	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, err
+	var content map[string]any
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		content = u.DeepCopy().Object
+	} else {
+		var err error
+		if content, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj); err != nil {
+			return nil, err
+		}
 	}
 	dropEmpty(content)
 	u := &unstructured.Unstructured{Object: content}
@@ -184,7 +201,8 @@ func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.
 	}
 	liveObj := &unstructured.Unstructured{Object: liveU}
 	liveObj.SetGroupVersionKind(gvk)
-	liveTyped, err := c.typeConverter.ObjectToTyped(liveObj)
+	converter := c.converterFor(gvk)
+	liveTyped, err := converter.ObjectToTyped(liveObj)
 	if err != nil {
 		return false, err
 	}
@@ -192,7 +210,7 @@ func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.
 	if err != nil {
 		return false, err
 	}
-	desiredTyped, err := c.typeConverter.ObjectToTyped(payload)
+	desiredTyped, err := converter.ObjectToTyped(payload)
 	if err != nil {
 		return false, err
 	}
@@ -205,6 +223,18 @@ func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.
 	wanted := desiredTyped.ExtractItems(desiredOwned.Leaves()).AsValue().Unstructured()
 	return reflect.DeepEqual(stripIdentity(extracted), stripIdentity(wanted)), nil
 }
+
+// converterFor returns the schema-aware converter for built-in kinds and a deduced one for
+// custom resources (Istio's CRDs declare no list types, so their lists are atomic, which is
+// what the deduced converter assumes).
+func (c *Connection) converterFor(gvk schema.GroupVersionKind) managedfields.TypeConverter {
+	if clientgoscheme.Scheme.Recognizes(gvk) {
+		return c.typeConverter
+	}
+	return deducedConverter
+}
+
+var deducedConverter = managedfields.NewDeducedTypeConverter()
 
 func convoyApplyEntry(entries []metav1.ManagedFieldsEntry) *metav1.ManagedFieldsEntry {
 	for i := range entries {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -34,9 +36,17 @@ import (
 // in a loop: a reconnect re-enqueues everything that depends on the cluster.
 var ErrNotConnected = errors.New("service cluster is not connected")
 
-// watchedTypes are the remote kinds convoy writes and therefore caches and watches.
-func watchedTypes() []client.Object {
-	return []client.Object{&corev1.Namespace{}, &appsv1.Deployment{}, &corev1.Service{}}
+// watchedTypes are the remote kinds convoy writes and therefore caches and watches. The
+// DestinationRule is watched in the version the cluster serves, if any.
+func watchedTypes(destinationRuleVersion string) []client.Object {
+	types := []client.Object{&corev1.Namespace{}, &appsv1.Deployment{}, &corev1.Service{}}
+	switch destinationRuleVersion {
+	case "v1":
+		types = append(types, &networkingv1.DestinationRule{})
+	case "v1beta1":
+		types = append(types, &networkingv1beta1.DestinationRule{})
+	}
+	return types
 }
 
 // Options configure a Fleet.
@@ -183,6 +193,11 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 	if _, err := disc.ServerVersion(); err != nil {
 		return nil, fmt.Errorf("contacting %s: %w", name, err)
 	}
+	drVersions, err := destinationRuleVersions(disc)
+	if err != nil {
+		return nil, fmt.Errorf("discovering DestinationRule support in %s: %w", name, err)
+	}
+	drVersion := convoyv1.ClusterCapabilities{DestinationRuleVersions: drVersions}.DestinationRuleVersion()
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	conn := &Connection{
@@ -191,10 +206,11 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 		cluster:        cl,
 		discovery:      disc,
 		typeConverter:  f.typeConverter,
+		drVersion:      drVersion,
 		requestTimeout: f.opts.RequestTimeout,
 		cancel:         cancel,
 	}
-	for _, obj := range watchedTypes() {
+	for _, obj := range watchedTypes(drVersion) {
 		inf, err := cl.GetCache().GetInformer(runCtx, obj)
 		if err != nil {
 			cancel()
@@ -252,6 +268,7 @@ type Connection struct {
 	cluster        cluster.Cluster
 	discovery      discovery.DiscoveryInterface
 	typeConverter  managedfields.TypeConverter
+	drVersion      string
 	requestTimeout time.Duration
 	cancel         context.CancelFunc
 
@@ -266,6 +283,10 @@ func (c *Connection) stop() { c.cancel() }
 func (c *Connection) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.requestTimeout)
 }
+
+// DestinationRuleVersion is the networking.istio.io version this connection writes and watches
+// DestinationRules in; empty when the cluster served none when it connected.
+func (c *Connection) DestinationRuleVersion() string { return c.drVersion }
 
 // Cache reads convoy-owned objects of the cluster.
 func (c *Connection) Cache() cache.Cache { return c.cluster.GetCache() }

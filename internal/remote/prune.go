@@ -10,9 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -44,25 +46,25 @@ func (c *Connection) OwnedByAnyone(ctx context.Context) ([]client.Object, error)
 }
 
 func (c *Connection) listOwned(ctx context.Context, opts ...client.ListOption) ([]client.Object, error) {
-	lists := []client.ObjectList{&corev1.NamespaceList{}, &appsv1.DeploymentList{}, &corev1.ServiceList{}}
 	var out []client.Object
-	for _, l := range lists {
-		if err := c.cluster.GetCache().List(ctx, l, opts...); err != nil {
+	for _, obj := range watchedTypes(c.drVersion) {
+		gvk, err := apiutil.GVKForObject(obj, c.cluster.GetScheme())
+		if err != nil {
+			return nil, err
+		}
+		typed, err := c.cluster.GetScheme().New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err != nil {
+			return nil, err
+		}
+		if err := c.cluster.GetCache().List(ctx, typed.(client.ObjectList), opts...); err != nil {
 			return nil, fmt.Errorf("listing owned objects in %s: %w", c.Name, err)
 		}
-		switch t := l.(type) {
-		case *corev1.NamespaceList:
-			for i := range t.Items {
-				out = append(out, &t.Items[i])
-			}
-		case *appsv1.DeploymentList:
-			for i := range t.Items {
-				out = append(out, &t.Items[i])
-			}
-		case *corev1.ServiceList:
-			for i := range t.Items {
-				out = append(out, &t.Items[i])
-			}
+		items, err := apimeta.ExtractList(typed)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			out = append(out, item.(client.Object))
 		}
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,6 +20,10 @@ type ClusterObjects struct {
 	Namespace   *corev1.Namespace
 	Deployments []*appsv1.Deployment
 	Services    []*corev1.Service
+	// DestinationRules carry Istio settings; rendered only for clusters that serve them.
+	DestinationRules []*unstructured.Unstructured
+	// Warnings name settings that have no effect in this cluster.
+	Warnings []string
 	// AppliedPolicies are the policies the objects were rendered from, sorted by kind and name.
 	AppliedPolicies []convoyv1.AppliedPolicy
 }
@@ -38,6 +43,9 @@ func (o *ClusterObjects) All() []client.Object {
 	}
 	for _, s := range o.Services {
 		all = append(all, s)
+	}
+	for _, dr := range o.DestinationRules {
+		all = append(all, dr)
 	}
 	return all
 }
@@ -96,6 +104,13 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
 			}
 			applied["GracefulShutdownPolicy/"+policy.Name] = convoyv1.AppliedPolicy{Kind: "GracefulShutdownPolicy", Name: policy.Name, Generation: policy.Generation}
+			if pool := policy.Spec.ConnectionPool; pool != nil && len(w.Ports) > 0 {
+				if version := cluster.Status.Capabilities.DestinationRuleVersion(); version != "" {
+					out.DestinationRules = append(out.DestinationRules, destinationRule(project, ns, w.Name, version, pool))
+				} else {
+					out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s: connectionPool has no effect on workload %s: the cluster serves no networking.istio.io DestinationRule", policy.Name, w.Name))
+				}
+			}
 		}
 		out.Deployments = append(out.Deployments, d)
 		if len(w.Ports) > 0 {
