@@ -219,6 +219,10 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 	if len(desired.Warnings) > 0 {
 		st.Message += ". " + strings.Join(desired.Warnings, "; ")
 	}
+	if w := probeWarning(sc); w != "" {
+		st.Message += ". " + w
+		st.LastContactTime = sc.Status.LastContactTime
+	}
 	return st, nil
 }
 
@@ -283,7 +287,10 @@ func (r *ProjectReconciler) cleanupCluster(ctx context.Context, project *convoyv
 // stale numbers as if they were live.
 func (r *ProjectReconciler) reachable(sc *convoyv1.ServiceCluster, st *convoyv1.ProjectClusterStatus) (*remote.Connection, bool) {
 	ready := meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition)
-	if ready == nil || ready.Status != metav1.ConditionTrue {
+	// A ServiceCluster being deleted reports Ready=False/Deleting while it waits for Projects
+	// to clean up; the cleanup must still go through its live connection.
+	deleting := !sc.DeletionTimestamp.IsZero() && ready != nil && ready.Reason == convoyv1.ReasonDeleting
+	if !deleting && (ready == nil || ready.Status != metav1.ConditionTrue) {
 		st.Reason = convoyv1.ReasonClusterNotReady
 		if ready != nil && ready.Reason == convoyv1.ReasonUnreachable {
 			st.Reason = convoyv1.ReasonUnreachable
@@ -302,6 +309,20 @@ func (r *ProjectReconciler) reachable(sc *convoyv1.ServiceCluster, st *convoyv1.
 		return nil, false
 	}
 	return conn, true
+}
+
+// probeWarning says how old the cluster's data may be while failed probes are within the
+// hysteresis threshold: the cluster still counts as Ready, but the cache may have stopped
+// updating.
+func probeWarning(sc *convoyv1.ServiceCluster) string {
+	if sc.Status.ConsecutiveFailures == 0 {
+		return ""
+	}
+	last := "never"
+	if sc.Status.LastContactTime != nil {
+		last = sc.Status.LastContactTime.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%d recent health probes failed; data is as of the last contact (%s)", sc.Status.ConsecutiveFailures, last)
 }
 
 // reconcileDelete removes the Project's objects from every cluster and releases the

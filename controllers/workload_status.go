@@ -14,7 +14,8 @@ import (
 func workloadStatuses(ctx context.Context, conn *remote.Connection, desired *render.ClusterObjects) []convoyv1.WorkloadStatus {
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
-		ws := convoyv1.WorkloadStatus{Name: d.Name}
+		// A Deployment not (yet) in the cache wants its replicas and has none available.
+		ws := convoyv1.WorkloadStatus{Name: d.Name, Replicas: ptrOr(d.Spec.Replicas, 1)}
 		live, err := conn.Deployment(ctx, client.ObjectKeyFromObject(d))
 		if err == nil {
 			ws.Replicas = ptrOr(live.Spec.Replicas, 1)

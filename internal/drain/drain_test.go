@@ -211,3 +211,17 @@ func TestCallAndWait(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+func TestWaitForDrainKeepsWaitingWhenSocketTablesCannotBeRead(t *testing.T) {
+	var log bytes.Buffer
+	r := <-startWait(WaitOptions{
+		Ports: []uint16{8080}, MinDelay: 0, Timeout: 300 * time.Millisecond,
+		Poll: 20 * time.Millisecond, Files: []string{t.TempDir()}, Log: &log, // a directory cannot be read as a table
+	})
+	if r.err != nil || r.outcome != TimedOut || r.after < 300*time.Millisecond {
+		t.Fatalf("outcome %s err %v after %s; want a timeout, never an early return\n%s", r.outcome, r.err, r.after, log.String())
+	}
+	if !strings.Contains(log.String(), "cannot read socket tables") {
+		t.Errorf("log: %s", log.String())
+	}
+}

@@ -60,7 +60,11 @@ func WaitForDrain(ctx context.Context, o WaitOptions) (Outcome, error) {
 	for {
 		counts, err := ReadCounts(o.Files, ports)
 		if err != nil {
-			return "", err
+			// Without the socket tables the only safe thing is to keep the pod serving
+			// until the timeout: returning now would send SIGTERM early.
+			logf("cannot read socket tables (%v); waiting for the timeout", err)
+			<-ctx.Done()
+			return TimedOut, nil
 		}
 		if s := counts.String(); s != last {
 			logf("established connections (port:count): %s", s)

@@ -139,7 +139,10 @@ func (f *Fleet) Connect(ctx context.Context, name string, kubeconfig []byte) (*C
 		old.stop()
 		log.FromContext(ctx).Info("Replaced connection after kubeconfig change", "ServiceCluster", name)
 	}
-	f.connected <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}
+	select {
+	case f.connected <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
+	case <-ctx.Done():
+	}
 	return conn, nil
 }
 
@@ -216,7 +219,7 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 			cancel()
 			return nil, fmt.Errorf("watching %T in %s: %w", obj, name, err)
 		}
-		if _, err := inf.AddEventHandler(f.projectEventHandler()); err != nil {
+		if _, err := inf.AddEventHandler(f.projectEventHandler(runCtx)); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -236,7 +239,9 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 }
 
 // projectEventHandler turns any change of a convoy-owned object into an event for its Project.
-func (f *Fleet) projectEventHandler() toolscache.ResourceEventHandler {
+// Sends give up when the connection stops, so a stopped informer never waits on a consumer
+// that is gone (manager shutdown, replaced connection).
+func (f *Fleet) projectEventHandler(ctx context.Context) toolscache.ResourceEventHandler {
 	emit := func(obj any) {
 		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
@@ -250,9 +255,12 @@ func (f *Fleet) projectEventHandler() toolscache.ResourceEventHandler {
 		if ns == "" || name == "" {
 			return
 		}
-		f.events <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{
+		select {
+		case f.events <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		}}
+		}}:
+		case <-ctx.Done():
+		}
 	}
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    emit,

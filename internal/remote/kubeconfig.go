@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,6 +55,8 @@ func validateKubeconfig(cfg *clientcmdapi.Config) error {
 			return fmt.Errorf("clusters[%s]: certificate-authority file paths are not allowed; inline it as certificate-authority-data", name)
 		case c.ProxyURL != "":
 			return fmt.Errorf("clusters[%s]: proxy-url is not allowed", name)
+		case !strings.HasPrefix(c.Server, "https://"):
+			return fmt.Errorf("clusters[%s]: server %q must use https:// so that credentials are never sent in clear text", name, c.Server)
 		}
 	}
 	for _, name := range sortedKeys(cfg.AuthInfos) {

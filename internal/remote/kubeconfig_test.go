@@ -43,6 +43,7 @@ func TestRESTConfigFromKubeconfig(t *testing.T) {
 			c.Clusters["c"].CertificateAuthorityData = nil
 		}, "clusters[c]: insecure-skip-tls-verify is not allowed"},
 		{"CA file", func(c *clientcmdapi.Config) { c.Clusters["c"].CertificateAuthority = "/etc/ca.crt" }, "certificate-authority file paths are not allowed"},
+		{"plain http server", func(c *clientcmdapi.Config) { c.Clusters["c"].Server = "http://10.0.0.1:8080" }, "must use https://"},
 		{"proxy", func(c *clientcmdapi.Config) { c.Clusters["c"].ProxyURL = "http://proxy:3128" }, "proxy-url is not allowed"},
 		{"unsafe entry outside the current context", func(c *clientcmdapi.Config) {
 			c.AuthInfos["other"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{Command: "sh"}}

@@ -142,7 +142,9 @@ func applySidecarDrain(pod *corev1.PodTemplateSpec, policy *convoyv1.GracefulShu
 			return fmt.Errorf("pod annotation %s is not valid YAML: %w", ProxyConfigAnnotation, err)
 		}
 	}
-	budget := policy.PreStopBudgetSeconds()
+	// The proxy must outlive the PreStop budget and the application's own shutdown (which may
+	// still call out); the safety margin (≥ 1 s) keeps this below the grace period.
+	drain := seconds(policy.PreStopBudgetSeconds() + int64(policy.AppShutdownSeconds))
 	switch policy.Sidecar.DrainStrategy {
 	case convoyv1.DrainUntilIdle:
 		meta, _ := cfg["proxyMetadata"].(map[string]any)
@@ -150,12 +152,10 @@ func applySidecarDrain(pod *corev1.PodTemplateSpec, policy *convoyv1.GracefulShu
 			meta = map[string]any{}
 		}
 		meta["EXIT_ON_ZERO_ACTIVE_CONNECTIONS"] = "true"
-		meta["MINIMUM_DRAIN_DURATION"] = seconds(budget)
+		meta["MINIMUM_DRAIN_DURATION"] = drain
 		cfg["proxyMetadata"] = meta
 	default:
-		// Covers the PreStop budget and the application's own shutdown; below the grace
-		// period because the safety margin is at least one second.
-		cfg["terminationDrainDuration"] = seconds(budget + int64(policy.AppShutdownSeconds))
+		cfg["terminationDrainDuration"] = drain
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -148,7 +148,7 @@ func TestGracefulShutdownRendering(t *testing.T) {
 			policy: shutdownPolicy(both(drainConnections, untilIdle)), caps: oldCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45),
 				withAnnotations("sidecar.istio.io/nativeSidecar", "false",
-					"proxy.istio.io/config", "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n  MINIMUM_DRAIN_DURATION: 30s\n")}},
+					"proxy.istio.io/config", "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n  MINIMUM_DRAIN_DURATION: 40s\n")}},
 		{name: "HTTP drain, new cluster, native sidecar",
 			policy: shutdownPolicy(httpDrain), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(httpHook, true), withGrace(35)}},
