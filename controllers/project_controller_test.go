@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -224,6 +225,30 @@ var _ = Describe("Project", func() {
 			Expect(gone(Default, sc, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "api"}})).To(BeTrue())
 			Expect(gone(Default, sc, remoteNamespace(project.Name))).To(BeTrue())
 		}
+	})
+
+	It("keeps a namespace that holds objects it does not own, and says what blocks the deletion", func() {
+		project := newProject(ns, selectNames("svc-a"), workload("api", "registry.example/api:1.0", 1, false))
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) { remoteDeployment(g, svcA, project.Name, "api") }, timeout, interval).Should(Succeed())
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "team-reader"}}
+		Expect(svcA.client.Create(ctx, role)).To(Succeed())
+
+		Expect(k8sClient.Delete(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			st := clusterStatus(g, project, "svc-a")
+			g.Expect(st.Reason).To(Equal(convoyv1.ReasonCleanupPending))
+			g.Expect(st.Message).To(ContainSubstring("holds objects convoy does not own (Role/team-reader)"))
+			g.Expect(gone(g, svcA, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "api"}})).To(BeTrue())
+		}, timeout, interval).Should(Succeed())
+		Expect(gone(Default, svcA, remoteNamespace(project.Name))).To(BeFalse(), "the namespace and the Role survive")
+
+		By("removing the foreign object lets the deletion finish")
+		Expect(svcA.client.Delete(ctx, role)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(project), &convoyv1.Project{}))).To(BeTrue())
+			g.Expect(gone(g, svcA, remoteNamespace(project.Name))).To(BeTrue())
+		}, 2*timeout, interval).Should(Succeed())
 	})
 
 	It("refuses to touch an object it does not own and reports a Conflict", func() {

@@ -171,6 +171,9 @@ func (f *Fleet) Stop() {
 func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.Config) (*Connection, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "convoy"
+	// client-go's default (5 QPS, burst 10) throttles a namespace check that lists every
+	// namespaced kind; steady state sends almost nothing, so a higher ceiling costs little.
+	cfg.QPS, cfg.Burst = 50, 100
 	if f.opts.WrapTransport != nil {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return f.opts.WrapTransport(name, rt) })
 	}

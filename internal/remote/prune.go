@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -74,8 +75,6 @@ func (c *Connection) listOwned(ctx context.Context, opts ...client.ListOption) (
 // gone, and it refuses (NamespaceNotEmptyError) to delete a namespace that holds objects
 // convoy does not own. The UID precondition keeps it from deleting a replacement object.
 func (c *Connection) Delete(ctx context.Context, obj client.Object) error {
-	ctx, cancel := c.bounded(ctx)
-	defer cancel()
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return nil
 	}
@@ -89,6 +88,8 @@ func (c *Connection) Delete(ctx context.Context, obj client.Object) error {
 		}
 	}
 	uid := obj.GetUID()
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	err := c.cluster.GetClient().Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground),
 		client.Preconditions{UID: &uid})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -97,44 +98,96 @@ func (c *Connection) Delete(ctx context.Context, obj client.Object) error {
 	return nil
 }
 
-// namespaceContentKinds are the kinds checked before deleting a namespace. Objects with an
-// owner reference (pods of a ReplicaSet, ...) are derived and not listed.
-var namespaceContentKinds = []schema.GroupVersionKind{
-	appsv1.SchemeGroupVersion.WithKind("Deployment"),
-	appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-	appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
-	{Group: "batch", Version: "v1", Kind: "Job"},
-	{Group: "batch", Version: "v1", Kind: "CronJob"},
-	corev1.SchemeGroupVersion.WithKind("Pod"),
-	corev1.SchemeGroupVersion.WithKind("Service"),
-	corev1.SchemeGroupVersion.WithKind("ConfigMap"),
-	corev1.SchemeGroupVersion.WithKind("Secret"),
-	corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
+// systemObjects are created in every namespace by Kubernetes and Istio, never by users.
+var systemObjects = map[string]bool{
+	"ConfigMap/kube-root-ca.crt":   true,
+	"ConfigMap/istio-ca-root-cert": true,
+	"ServiceAccount/default":       true,
 }
 
-// systemConfigMaps are published into every namespace by Kubernetes and Istio.
-var systemConfigMaps = []string{"kube-root-ca.crt", "istio-ca-root-cert"}
+// skippedGroups hold namespaced kinds that are records or views, not things a user would lose.
+var skippedGroups = map[string]bool{"events.k8s.io": true, "metrics.k8s.io": true}
 
+type namespacedObject struct {
+	id       string
+	uid      types.UID
+	owners   []types.UID
+	labelled bool
+}
+
+// unownedObjectsIn lists the objects in a namespace that convoy does not own, over every
+// namespaced kind the cluster serves (custom resources included). An object counts as owned
+// when it carries convoy's label or when an owner reference leads to such an object (pods of
+// a convoy Deployment, EndpointSlices of a convoy Service).
 func (c *Connection) unownedObjectsIn(ctx context.Context, namespace string) ([]string, error) {
-	var unowned []string
-	for _, gvk := range namespaceContentKinds {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := c.cluster.GetAPIReader().List(ctx, list, client.InNamespace(namespace)); err != nil {
-			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("checking namespace %s in cluster %s before deleting it: %w", namespace, c.Name, err)
+	resources, err := c.discovery.ServerPreferredNamespacedResources()
+	if err != nil {
+		// A group that cannot be listed could hold user data: do not guess.
+		return nil, fmt.Errorf("discovering kinds to check namespace %s in cluster %s before deleting it: %w", namespace, c.Name, err)
+	}
+	var objects []namespacedObject
+	for _, list := range resources {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil || skippedGroups[gv.Group] {
+			continue
 		}
-		for _, item := range list.Items {
-			if item.Labels[convoyv1.ManagedByLabel] == convoyv1.ManagedByValue || len(item.OwnerReferences) > 0 ||
-				(gvk.Kind == "ConfigMap" && slices.Contains(systemConfigMaps, item.Name)) {
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || (gv.Group == "" && r.Kind == "Event") {
 				continue
 			}
-			unowned = append(unowned, gvk.Kind+"/"+item.Name)
+			items := &metav1.PartialObjectMetadataList{}
+			items.SetGroupVersionKind(gv.WithKind(r.Kind + "List"))
+			listCtx, cancel := c.bounded(ctx)
+			err := c.cluster.GetAPIReader().List(listCtx, items, client.InNamespace(namespace))
+			cancel()
+			if err != nil {
+				if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
+					continue
+				}
+				return nil, fmt.Errorf("checking %s in namespace %s of cluster %s before deleting it: %w", r.Kind, namespace, c.Name, err)
+			}
+			for _, item := range items.Items {
+				o := namespacedObject{
+					id:       r.Kind + "/" + item.Name,
+					uid:      item.UID,
+					labelled: item.Labels[convoyv1.ManagedByLabel] == convoyv1.ManagedByValue,
+				}
+				for _, ref := range item.OwnerReferences {
+					o.owners = append(o.owners, ref.UID)
+				}
+				objects = append(objects, o)
+			}
 		}
 	}
-	return unowned, nil
+	return unownedOf(objects), nil
+}
+
+// unownedOf returns the objects that are neither labelled by convoy, nor owned (through any
+// chain of owner references) by a labelled object, nor created by the system.
+func unownedOf(objects []namespacedObject) []string {
+	owned := map[types.UID]bool{}
+	for _, o := range objects {
+		if o.labelled {
+			owned[o.uid] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, o := range objects {
+			if !owned[o.uid] && slices.ContainsFunc(o.owners, func(u types.UID) bool { return owned[u] }) {
+				owned[o.uid] = true
+				changed = true
+			}
+		}
+	}
+	var unowned []string
+	for _, o := range objects {
+		if !owned[o.uid] && !systemObjects[o.id] {
+			unowned = append(unowned, o.id)
+		}
+	}
+	slices.Sort(unowned)
+	return unowned
 }
 
 // Deployment reads a convoy-owned Deployment from the cache.
