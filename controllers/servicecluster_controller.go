@@ -105,7 +105,7 @@ func (r *ServiceClusterReconciler) registeredEarlier(ctx context.Context, sc *co
 		return "", err
 	}
 	for _, other := range list.Items {
-		if other.Name == sc.Name || !other.DeletionTimestamp.IsZero() {
+		if other.Name == sc.Name || !other.DeletionTimestamp.IsZero() || isDuplicate(&other) {
 			continue
 		}
 		if other.CreationTimestamp.Before(&sc.CreationTimestamp) ||
@@ -113,7 +113,17 @@ func (r *ServiceClusterReconciler) registeredEarlier(ctx context.Context, sc *co
 			return other.Name, nil
 		}
 	}
+	// Status in the cache can lag: the in-process claim settles registrations that
+	// connect at the same moment.
+	if holder := r.Fleet.Claim(clusterID, sc.Name); holder != sc.Name {
+		return holder, nil
+	}
 	return "", nil
+}
+
+func isDuplicate(sc *convoyv1.ServiceCluster) bool {
+	c := meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition)
+	return c != nil && c.Reason == convoyv1.ReasonDuplicateCluster
 }
 
 // secretError is a kubeconfig problem the user has to fix in the manager cluster.
@@ -208,8 +218,7 @@ func (r *ServiceClusterReconciler) reconcileDelete(ctx context.Context, sc *conv
 		r.Fleet.Disconnect(sc.Name)
 		return ctrl.Result{}, nil
 	}
-	if sc.Status.LastContactTime == nil || meta.IsStatusConditionPresentAndEqual(sc.Status.Conditions, convoyv1.ReadyCondition, metav1.ConditionFalse) &&
-		meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition).Reason == convoyv1.ReasonDuplicateCluster {
+	if sc.Status.LastContactTime == nil || isDuplicate(sc) {
 		// convoy never reached this cluster, or reached it only as a refused duplicate: nothing
 		// was written through this registration.
 		r.Fleet.Disconnect(sc.Name)

@@ -71,6 +71,8 @@ type Fleet struct {
 
 	mu    sync.RWMutex
 	conns map[string]*Connection
+	// claims maps a cluster identity (kube-system UID) to the ServiceCluster using it.
+	claims map[string]string
 }
 
 // NewFleet returns an empty Fleet.
@@ -87,6 +89,7 @@ func NewFleet(opts Options) *Fleet {
 		events:        make(chan event.GenericEvent, 1024),
 		connected:     make(chan event.GenericEvent, 64),
 		conns:         map[string]*Connection{},
+		claims:        map[string]string{},
 	}
 }
 
@@ -146,11 +149,32 @@ func (f *Fleet) Connect(ctx context.Context, name string, kubeconfig []byte) (*C
 	return conn, nil
 }
 
-// Disconnect stops and forgets a cluster's connection.
+// Claim records that ServiceCluster name uses the physical cluster clusterID and returns the
+// ServiceCluster that holds it: name itself, or another connected registration that claimed
+// it first. Claims are made under one lock, so two registrations of one cluster that connect
+// at the same moment cannot both win.
+func (f *Fleet) Claim(clusterID, name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if holder, ok := f.claims[clusterID]; ok && holder != name {
+		if _, connected := f.conns[holder]; connected {
+			return holder
+		}
+	}
+	f.claims[clusterID] = name
+	return name
+}
+
+// Disconnect stops and forgets a cluster's connection and its claim.
 func (f *Fleet) Disconnect(name string) {
 	f.mu.Lock()
 	c := f.conns[name]
 	delete(f.conns, name)
+	for id, holder := range f.claims {
+		if holder == name {
+			delete(f.claims, id)
+		}
+	}
 	f.mu.Unlock()
 	if c != nil {
 		c.stop()
