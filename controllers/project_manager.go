@@ -53,11 +53,7 @@ func (r *ProjectReconciler) projectsUsingShutdownPolicy(ctx context.Context, pol
 	if err := r.List(ctx, &list, client.InNamespace(policy.GetNamespace()), client.MatchingFields{shutdownPolicyIndex: policy.GetName()}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, p := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
-	}
-	return reqs
+	return requestsFor(list.Items)
 }
 
 func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []reconcile.Request {
@@ -65,9 +61,13 @@ func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []
 	if err := r.List(ctx, &list); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, p := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+	return requestsFor(list.Items)
+}
+
+func requestsFor(projects []convoyv1.Project) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(projects))
+	for i := range projects {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&projects[i])})
 	}
 	return reqs
 }
