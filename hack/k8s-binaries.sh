@@ -14,6 +14,7 @@ set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/convoy"
 BIN_DIR="${CACHE_ROOT}/k8s-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
 
@@ -69,6 +70,20 @@ build_etcd() {
   mv "${BIN_DIR}/etcd.tmp" "${BIN_DIR}/etcd"
 }
 
+# kwok and kwokctl (the local fleet of `make demo`) come from sigs.k8s.io/kwok, whose go.mod
+# has no replace directives, so a plain wrapper module builds them.
+build_kwok() {
+  local component="$1" work
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' RETURN
+  log "building ${component} ${KWOK_VERSION}"
+  printf 'module convoy.dev/kwok-wrapper\n\ngo 1.26\n\nrequire sigs.k8s.io/kwok %s\n' "$KWOK_VERSION" >"$work/go.mod"
+  printf 'package wrapper\n\nimport _ "sigs.k8s.io/kwok/cmd/%s"\n' "$component" >"$work/tools.go"
+  (cd "$work" && "${gobuild_env[@]}" go mod tidy >&2)
+  (cd "$work" && "${gobuild_env[@]}" go build -trimpath -ldflags "-s -w" -o "${BIN_DIR}/${component}.tmp" "sigs.k8s.io/kwok/cmd/${component}")
+  mv "${BIN_DIR}/${component}.tmp" "${BIN_DIR}/${component}"
+}
+
 mkdir -p "$BIN_DIR"
 for c in "${components[@]}"; do
   if [ -x "${BIN_DIR}/${c}" ]; then
@@ -79,6 +94,7 @@ for c in "${components[@]}"; do
   case "$c" in
     etcd) build_etcd ;;
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) build_kube "$c" ;;
+    kwok|kwokctl) build_kwok "$c" ;;
     *) log "unknown component $c"; exit 2 ;;
   esac
   log "${c}: built in $(( $(date +%s) - start ))s"

@@ -99,6 +99,11 @@ type Workload struct {
 	// +optional
 	GracefulShutdownPolicy *PolicyReference `json:"gracefulShutdownPolicy,omitempty"`
 
+	// localityLoadBalancing overrides the Project's default LocalityLoadBalancing for this
+	// workload.
+	// +optional
+	LocalityLoadBalancing *PolicyReference `json:"localityLoadBalancing,omitempty"`
+
 	// ports of the Service convoy creates for the workload. No Service is created when empty.
 	// +optional
 	// +listType=map
@@ -178,6 +183,11 @@ type ProjectSpec struct {
 	// +optional
 	GracefulShutdownPolicy *PolicyReference `json:"gracefulShutdownPolicy,omitempty"`
 
+	// localityLoadBalancing is the default LocalityLoadBalancing (in the Project's namespace)
+	// of every workload.
+	// +optional
+	LocalityLoadBalancing *PolicyReference `json:"localityLoadBalancing,omitempty"`
+
 	// workloads run in every targeted cluster.
 	// +optional
 	// +listType=map
@@ -204,6 +214,23 @@ type WorkloadStatus struct {
 	UpdatedReplicas int32 `json:"updatedReplicas"`
 	// availableReplicas of the Deployment.
 	AvailableReplicas int32 `json:"availableReplicas"`
+	// zones counts the workload's scheduled, running-or-starting pods per zone (the zone label
+	// of their node). Every zone of the ServiceCluster is listed, with 0 when it has none.
+	// +optional
+	// +listType=map
+	// +listMapKey=zone
+	Zones []ZonePods `json:"zones,omitempty"`
+	// zoneSkew is the difference between the most and the least populated zone.
+	// +optional
+	ZoneSkew *int32 `json:"zoneSkew,omitempty"`
+}
+
+// ZonePods is the number of a workload's pods in one zone.
+type ZonePods struct {
+	// zone name (topology.kubernetes.io/zone).
+	Zone string `json:"zone"`
+	// pods in the zone.
+	Pods int32 `json:"pods"`
 }
 
 // AppliedPolicy records which generation of a policy convoy applied in a cluster.
@@ -260,7 +287,8 @@ type ProjectStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled.
+	// conditions: Ready, Reconciling, Stalled; ZoneImbalanced when a workload with zone
+	// spread has more pods in one zone than maxSkew allows.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

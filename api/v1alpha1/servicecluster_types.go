@@ -74,6 +74,12 @@ type ClusterCapabilities struct {
 	// +optional
 	// +listType=atomic
 	DestinationRuleVersions []string `json:"destinationRuleVersions,omitempty"`
+
+	// trafficDistribution is the best Service spec.trafficDistribution the server accepts
+	// for zone-local routing: PreferSameZone (Kubernetes 1.34+), PreferClose (1.31+), or
+	// empty. convoy uses it when the cluster has no Istio.
+	// +optional
+	TrafficDistribution string `json:"trafficDistribution,omitempty"`
 }
 
 // DestinationRuleVersion is the networking.istio.io version convoy writes DestinationRules

@@ -64,4 +64,16 @@ const (
 	ReasonValid                 = "Valid"
 	SpotNoticeExceededCondition = "SpotNoticeExceeded"
 	ReasonGraceExceedsNotice    = "GracePeriodExceedsSpotNotice"
+
+	// ZoneImbalancedCondition is True on a Project while a workload's pods are spread over
+	// zones more unevenly than its zone spread's maxSkew.
+	ZoneImbalancedCondition = "ZoneImbalanced"
+	ReasonSkewExceeded      = "SkewExceedsMaxSkew"
+	ReasonZonesBalanced     = "ZonesBalanced"
+)
+
+// Well-known topology labels.
+const (
+	ZoneLabel   = "topology.kubernetes.io/zone"
+	RegionLabel = "topology.kubernetes.io/region"
 )
