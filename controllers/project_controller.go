@@ -39,6 +39,7 @@ type ProjectReconciler struct {
 // +kubebuilder:rbac:groups=convoy.dev,resources=projects/finalizers,verbs=update
 // +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=convoy.dev,resources=gracefulshutdownpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=convoy.dev,resources=localityloadbalancings,verbs=get;list;watch
 
 // Reconcile runs the phases: fetch, gather clusters, finalizer, sync or clean up per
 // cluster, status.
@@ -79,6 +80,9 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		r.setStalled(project, convoyv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, errors.Join(r.patchStatus(ctx, project, before), reconcile.TerminalError(err))
 	}
+	for _, sc := range placement.Targeted {
+		policies.Regions = append(policies.Regions, sc.Spec.Region)
+	}
 	var statuses []convoyv1.ProjectClusterStatus
 	var retry error
 	for i := range clusters.Items {
@@ -113,39 +117,66 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // gatherPolicies reads the policies the Project references. Missing ones are returned as
 // messages naming the referencing field.
 func (r *ProjectReconciler) gatherPolicies(ctx context.Context, project *convoyv1.Project) (render.Policies, []string, error) {
-	policies := render.Policies{GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{}, DrainHelperImage: r.DrainHelperImage}
+	policies := render.Policies{
+		GracefulShutdown:      map[string]*convoyv1.GracefulShutdownPolicy{},
+		LocalityLoadBalancing: map[string]*convoyv1.LocalityLoadBalancing{},
+		DrainHelperImage:      r.DrainHelperImage,
+	}
 	var missing []string
-	for _, ref := range shutdownPolicyRefs(project) {
-		if _, seen := policies.GracefulShutdown[ref.name]; seen {
+	seen := map[policyKey]bool{}
+	for _, ref := range policyRefs(project) {
+		if seen[ref.policyKey] {
 			continue
 		}
-		policy := &convoyv1.GracefulShutdownPolicy{}
+		seen[ref.policyKey] = true
+		var policy client.Object
+		switch ref.kind {
+		case kindGracefulShutdownPolicy:
+			p := &convoyv1.GracefulShutdownPolicy{}
+			policy, policies.GracefulShutdown[ref.name] = p, p
+		case kindLocalityLoadBalancing:
+			p := &convoyv1.LocalityLoadBalancing{}
+			policy, policies.LocalityLoadBalancing[ref.name] = p, p
+		}
 		err := r.Get(ctx, client.ObjectKey{Namespace: project.Namespace, Name: ref.name}, policy)
 		switch {
 		case apierrors.IsNotFound(err):
-			missing = append(missing, fmt.Sprintf("GracefulShutdownPolicy %s/%s referenced by %s does not exist; create it or remove the reference", project.Namespace, ref.name, ref.field))
-			policies.GracefulShutdown[ref.name] = nil
+			missing = append(missing, fmt.Sprintf("%s %s/%s referenced by %s does not exist; create it or remove the reference", ref.kind, project.Namespace, ref.name, ref.field))
 		case err != nil:
 			return policies, nil, err
-		default:
-			policies.GracefulShutdown[ref.name] = policy
 		}
 	}
 	return policies, missing, nil
 }
 
-type policyRef struct{ name, field string }
+const (
+	kindGracefulShutdownPolicy = "GracefulShutdownPolicy"
+	kindLocalityLoadBalancing  = "LocalityLoadBalancing"
+)
 
-// shutdownPolicyRefs lists every GracefulShutdownPolicy reference with the field holding it.
-func shutdownPolicyRefs(project *convoyv1.Project) []policyRef {
+type policyKey struct{ kind, name string }
+
+// indexValue is how a policy reference is stored in the Project policy index.
+func (k policyKey) indexValue() string { return k.kind + "/" + k.name }
+
+type policyRef struct {
+	policyKey
+	field string
+}
+
+// policyRefs lists every policy reference of a Project with the field holding it.
+func policyRefs(project *convoyv1.Project) []policyRef {
 	var refs []policyRef
-	if ref := project.Spec.GracefulShutdownPolicy; ref != nil {
-		refs = append(refs, policyRef{ref.Name, "spec.gracefulShutdownPolicy"})
-	}
-	for i, w := range project.Spec.Workloads {
-		if w.GracefulShutdownPolicy != nil {
-			refs = append(refs, policyRef{w.GracefulShutdownPolicy.Name, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i)})
+	add := func(kind string, ref *convoyv1.PolicyReference, field string) {
+		if ref != nil {
+			refs = append(refs, policyRef{policyKey{kind, ref.Name}, field})
 		}
+	}
+	add(kindGracefulShutdownPolicy, project.Spec.GracefulShutdownPolicy, "spec.gracefulShutdownPolicy")
+	add(kindLocalityLoadBalancing, project.Spec.LocalityLoadBalancing, "spec.localityLoadBalancing")
+	for i, w := range project.Spec.Workloads {
+		add(kindGracefulShutdownPolicy, w.GracefulShutdownPolicy, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i))
+		add(kindLocalityLoadBalancing, w.LocalityLoadBalancing, fmt.Sprintf("spec.workloads[%d].localityLoadBalancing", i))
 	}
 	return refs
 }
@@ -196,7 +227,9 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 			failures = append(failures, err.Error())
 		}
 	}
-	st.Workloads = workloadStatuses(ctx, conn, desired)
+	if st.Workloads, err = workloadStatuses(ctx, conn, sc, desired); err != nil {
+		failures = append(failures, err.Error())
+	}
 	switch {
 	case len(conflicts) > 0:
 		st.Reason, st.Message = convoyv1.ReasonConflict, strings.Join(conflicts, "; ")
@@ -381,6 +414,19 @@ func (r *ProjectReconciler) summarize(project *convoyv1.Project, statuses []conv
 		}
 	}
 	project.Status.ReadyClusters = fmt.Sprintf("%d/%d", ready, targeted)
+	var imbalanced []string
+	for _, st := range statuses {
+		for _, ws := range st.Workloads {
+			if msg := zoneImbalance(st.Name, ws); msg != "" {
+				imbalanced = append(imbalanced, msg)
+			}
+		}
+	}
+	// Scale-in removes pods without regard to topology spread; convoy reports the result
+	// rather than deleting pods itself.
+	setOrRemove(&project.Status.Conditions, convoyv1.ZoneImbalancedCondition, len(imbalanced) > 0, project.Generation, convoyv1.ReasonSkewExceeded,
+		"Pods are unevenly spread over zones, so zone-local traffic overloads the emptier zones: "+strings.Join(imbalanced, "; ")+
+			". Restart the workload (kubectl rollout restart) or run the descheduler's RemovePodsViolatingTopologySpreadConstraint to rebalance")
 	switch {
 	case len(stalled) > 0:
 		r.setStalled(project, convoyv1.ReasonClustersNotSynced, strings.Join(stalled, "; "))

@@ -22,13 +22,13 @@ import (
 // changes that can alter placement or reachability, (re)connections to a service cluster, and
 // changes of convoy-owned objects in any service cluster (drift, deletion, Deployment status).
 func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, shutdownPolicyIndex,
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, policyIndex,
 		func(o client.Object) []string {
-			var names []string
-			for _, ref := range shutdownPolicyRefs(o.(*convoyv1.Project)) {
-				names = append(names, ref.name)
+			var keys []string
+			for _, ref := range policyRefs(o.(*convoyv1.Project)) {
+				keys = append(keys, ref.indexValue())
 			}
-			return names
+			return keys
 		}); err != nil {
 		return err
 	}
@@ -37,7 +37,9 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.allProjects),
 			builder.WithPredicates(clusterChangedPredicate())).
-		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsingShutdownPolicy),
+		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(kindGracefulShutdownPolicy)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(kindLocalityLoadBalancing)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.Fleet.Events(), &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Channel(r.Fleet.Connected(), handler.EnqueueRequestsFromMapFunc(r.allProjects))).
@@ -45,15 +47,20 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		Complete(r)
 }
 
-// shutdownPolicyIndex indexes Projects by the GracefulShutdownPolicies they reference.
-const shutdownPolicyIndex = "spec.gracefulShutdownPolicies"
+// policyIndex indexes Projects by the policies they reference, as "Kind/name".
+const policyIndex = "spec.policies"
 
-func (r *ProjectReconciler) projectsUsingShutdownPolicy(ctx context.Context, policy client.Object) []reconcile.Request {
-	var list convoyv1.ProjectList
-	if err := r.List(ctx, &list, client.InNamespace(policy.GetNamespace()), client.MatchingFields{shutdownPolicyIndex: policy.GetName()}); err != nil {
-		return nil
+// projectsUsing maps a policy of the given kind to the Projects in its namespace that
+// reference it.
+func (r *ProjectReconciler) projectsUsing(kind string) handler.MapFunc {
+	return func(ctx context.Context, policy client.Object) []reconcile.Request {
+		var list convoyv1.ProjectList
+		key := policyKey{kind, policy.GetName()}
+		if err := r.List(ctx, &list, client.InNamespace(policy.GetNamespace()), client.MatchingFields{policyIndex: key.indexValue()}); err != nil {
+			return nil
+		}
+		return requestsFor(list.Items)
 	}
-	return requestsFor(list.Items)
 }
 
 func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []reconcile.Request {

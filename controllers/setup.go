@@ -35,6 +35,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := (&GracefulShutdownPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&LocalityLoadBalancingReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&ProjectReconciler{
 		Client:           mgr.GetClient(),
 		Fleet:            cfg.Fleet,

@@ -2,6 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -10,8 +14,19 @@ import (
 	"github.com/convoy-dev/convoy/internal/render"
 )
 
-// workloadStatuses reads each workload's live Deployment from the cluster's cache.
-func workloadStatuses(ctx context.Context, conn *remote.Connection, desired *render.ClusterObjects) []convoyv1.WorkloadStatus {
+// workloadStatuses reads each workload's live Deployment, and where its pods run, from the
+// cluster's caches.
+func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects) ([]convoyv1.WorkloadStatus, error) {
+	nodes, err := conn.NodeZones(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Zones with no pods count for skew; they are the ServiceCluster's zones, or, when it
+	// lists none, the zones its nodes are in.
+	zones := sc.Spec.Zones
+	if len(zones) == 0 {
+		zones = nodes.Zones
+	}
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
@@ -25,9 +40,56 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, desired *ren
 				ws.AvailableReplicas = live.Status.AvailableReplicas
 			}
 		}
+		counts, err := conn.PodsPerZone(ctx, d.Namespace, d.Spec.Selector.MatchLabels, nodes)
+		if err != nil {
+			return nil, err
+		}
+		ws.Zones, ws.ZoneSkew = zoneCounts(zones, counts)
+		for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
+			if c.TopologyKey == convoyv1.ZoneLabel {
+				ws.MaxSkew = &c.MaxSkew
+			}
+		}
 		out = append(out, ws)
 	}
-	return out
+	return out, nil
+}
+
+// zoneCounts lists every zone with its pod count (zones holding pods but missing from zones
+// are added) and the skew between the fullest and the emptiest. No zones, no skew.
+func zoneCounts(zones []string, counts map[string]int32) ([]convoyv1.ZonePods, *int32) {
+	all := map[string]int32{}
+	for _, z := range zones {
+		all[z] = 0
+	}
+	maps.Copy(all, counts)
+	if len(all) == 0 {
+		return nil, nil
+	}
+	out := make([]convoyv1.ZonePods, 0, len(all))
+	for _, z := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, convoyv1.ZonePods{Zone: z, Pods: all[z]})
+	}
+	lo, hi := slices.Min(slices.Collect(maps.Values(all))), slices.Max(slices.Collect(maps.Values(all)))
+	skew := hi - lo
+	return out, &skew
+}
+
+// zoneImbalance describes a rolled-out workload whose pods are spread over zones more
+// unevenly than its constraint allows, or returns "". A workload that is still rolling out
+// or scaling is skipped: its skew is transient.
+func zoneImbalance(cluster string, ws convoyv1.WorkloadStatus) string {
+	if ws.MaxSkew == nil || ws.ZoneSkew == nil || *ws.ZoneSkew <= *ws.MaxSkew {
+		return ""
+	}
+	if ws.UpdatedReplicas != ws.Replicas || ws.AvailableReplicas != ws.Replicas {
+		return ""
+	}
+	parts := make([]string, 0, len(ws.Zones))
+	for _, z := range ws.Zones {
+		parts = append(parts, fmt.Sprintf("%s=%d", z.Zone, z.Pods))
+	}
+	return fmt.Sprintf("%s/%s: %s (skew %d > maxSkew %d)", cluster, ws.Name, strings.Join(parts, " "), *ws.ZoneSkew, *ws.MaxSkew)
 }
 
 // notAvailable names the workloads whose Deployment is not fully rolled out and available.

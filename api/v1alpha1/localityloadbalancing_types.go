@@ -115,10 +115,10 @@ type OutlierDetection struct {
 
 	// maxEjectionPercent of a pool's endpoints that may be ejected at once. convoy defaults it
 	// to 100: with Istio's default of 10, a zone of fewer than ten endpoints never has one
-	// ejected, so it never fails over.
+	// ejected, so it never fails over. At least 1: Istio reads 0 as unset, that is 10.
 	// +optional
 	// +kubebuilder:default=100
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	MaxEjectionPercent int32 `json:"maxEjectionPercent,omitempty"`
 

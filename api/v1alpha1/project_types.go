@@ -223,6 +223,10 @@ type WorkloadStatus struct {
 	// zoneSkew is the difference between the most and the least populated zone.
 	// +optional
 	ZoneSkew *int32 `json:"zoneSkew,omitempty"`
+	// maxSkew is what the workload's zone topology spread constraint allows; the Project is
+	// ZoneImbalanced while a rolled-out workload's zoneSkew exceeds it.
+	// +optional
+	MaxSkew *int32 `json:"maxSkew,omitempty"`
 }
 
 // ZonePods is the number of a workload's pods in one zone.

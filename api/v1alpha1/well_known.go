@@ -69,7 +69,6 @@ const (
 	// zones more unevenly than its zone spread's maxSkew.
 	ZoneImbalancedCondition = "ZoneImbalanced"
 	ReasonSkewExceeded      = "SkewExceedsMaxSkew"
-	ReasonZonesBalanced     = "ZonesBalanced"
 )
 
 // Well-known topology labels.

@@ -205,6 +205,12 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 	cl, err := cluster.New(cfg, func(o *cluster.Options) {
 		o.Scheme = f.opts.Scheme
 		o.Cache.DefaultLabelSelector = owned
+		o.Cache.ByObject = map[client.Object]cache.ByObject{
+			// Pods of convoy's Deployments carry its labels; only where they run is kept.
+			&corev1.Pod{}: {Transform: podPlacementOnly},
+			// Nodes are not convoy's: every node is read, as metadata, for its zone label.
+			nodeMetadata(): {Label: labels.Everything()},
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building client for %s: %w", name, err)
@@ -240,7 +246,7 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 		requestTimeout: f.opts.RequestTimeout,
 		cancel:         cancel,
 	}
-	for _, obj := range watchedTypes(drVersion) {
+	for _, obj := range append(watchedTypes(drVersion), &corev1.Pod{}) {
 		inf, err := cl.GetCache().GetInformer(runCtx, obj)
 		if err != nil {
 			cancel()
@@ -250,6 +256,11 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 			cancel()
 			return nil, err
 		}
+	}
+	// Node changes do not wake Projects: zone counts follow pod events and resyncs.
+	if _, err := cl.GetCache().GetInformer(runCtx, nodeMetadata()); err != nil {
+		cancel()
+		return nil, fmt.Errorf("watching nodes in %s: %w", name, err)
 	}
 	go func() {
 		if err := cl.Start(runCtx); err != nil {

@@ -58,6 +58,7 @@ func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult,
 		res.Capabilities.PreStopSleep = v.AtLeast(version.MajorMinor(1, 30))
 		res.Capabilities.PreStopSleepZero = v.AtLeast(version.MajorMinor(1, 33))
 		res.Capabilities.NativeSidecars = v.AtLeast(version.MajorMinor(1, 33))
+		res.Capabilities.TrafficDistribution = trafficDistribution(v)
 	}
 	versions, err := destinationRuleVersions(disc)
 	if err != nil {
@@ -65,6 +66,18 @@ func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult,
 	}
 	res.Capabilities.DestinationRuleVersions = versions
 	return res, nil
+}
+
+// trafficDistribution is the zone-local Service trafficDistribution enabled by default at
+// this version: PreferSameZone is beta (on) from 1.34, PreferClose from 1.31.
+func trafficDistribution(v *version.Version) string {
+	switch {
+	case v.AtLeast(version.MajorMinor(1, 34)):
+		return "PreferSameZone"
+	case v.AtLeast(version.MajorMinor(1, 31)):
+		return "PreferClose"
+	}
+	return ""
 }
 
 // destinationRuleVersions lists the networking.istio.io versions that serve DestinationRule,

@@ -9,11 +9,11 @@ import (
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
 
-// destinationRule renders a workload's DestinationRule in the given networking.istio.io version,
-// with the connection tuning of its GracefulShutdownPolicy. It is built as unstructured content
-// because Istio's specs are protobuf messages: convoy never compares them with reflection.
-func destinationRule(project *convoyv1.Project, ns, workload, version string, pool *convoyv1.ConnectionTuning) *unstructured.Unstructured {
-	dr := &unstructured.Unstructured{Object: map[string]any{
+// destinationRule renders a workload's DestinationRule in the given networking.istio.io version.
+// One DestinationRule per workload carries both policies: Istio merges nothing across
+// DestinationRules for one host, so a second one would be ignored.
+func destinationRule(project *convoyv1.Project, ns, workload, version string, trafficPolicy map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/" + version,
 		"kind":       "DestinationRule",
 		"metadata": map[string]any{
@@ -23,10 +23,27 @@ func destinationRule(project *convoyv1.Project, ns, workload, version string, po
 		},
 		"spec": map[string]any{
 			"host":          workload + "." + ns + ".svc.cluster.local",
-			"trafficPolicy": map[string]any{"connectionPool": connectionPool(pool)},
+			"trafficPolicy": trafficPolicy,
 		},
 	}}
-	return dr
+}
+
+// trafficPolicy composes the DestinationRule's trafficPolicy from a GracefulShutdownPolicy's
+// connection tuning and a LocalityLoadBalancing; either may be nil. It is built as
+// unstructured content because Istio's specs are protobuf messages: convoy never compares
+// them with reflection.
+func trafficPolicy(pool *convoyv1.ConnectionTuning, locality *convoyv1.LocalityLoadBalancingSpec, regions []string) map[string]any {
+	out := map[string]any{}
+	if pool != nil {
+		out["connectionPool"] = connectionPool(pool)
+	}
+	if locality != nil {
+		out["loadBalancer"] = map[string]any{"localityLbSetting": localityLbSetting(locality, regions)}
+		if locality.OutlierDetection != nil {
+			out["outlierDetection"] = outlierDetection(locality.OutlierDetection)
+		}
+	}
+	return out
 }
 
 func connectionPool(p *convoyv1.ConnectionTuning) map[string]any {

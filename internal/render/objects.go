@@ -28,11 +28,16 @@ type ClusterObjects struct {
 	AppliedPolicies []convoyv1.AppliedPolicy
 }
 
-// Policies are the policies a Project references, by name, and the manager's defaults.
+// Policies are the policies a Project references, by name, and what else rendering needs
+// to know beyond the Project and the cluster.
 type Policies struct {
-	GracefulShutdown map[string]*convoyv1.GracefulShutdownPolicy
+	GracefulShutdown      map[string]*convoyv1.GracefulShutdownPolicy
+	LocalityLoadBalancing map[string]*convoyv1.LocalityLoadBalancing
 	// DrainHelperImage is the convoy-drain image used unless a policy names its own.
 	DrainHelperImage string
+	// Regions of every cluster the Project targets: the default locality failover is a
+	// ring over them.
+	Regions []string
 }
 
 // All returns the objects in apply order: the namespace first, then workloads.
@@ -89,12 +94,20 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 		return nil, err
 	}
 	applied := map[string]convoyv1.AppliedPolicy{}
+	record := func(kind string, obj metav1.Object) {
+		applied[kind+"/"+obj.GetName()] = convoyv1.AppliedPolicy{Kind: kind, Name: obj.GetName(), Generation: obj.GetGeneration()}
+	}
 	for i := range project.Spec.Workloads {
 		w := &project.Spec.Workloads[i]
 		d := deployment(project, ns, w)
 		for _, o := range overrides {
 			applyOverride(d, w.Name, o)
 		}
+		var svc *corev1.Service
+		if len(w.Ports) > 0 {
+			svc = service(project, ns, w)
+		}
+		var pool *convoyv1.ConnectionTuning
 		if ref := ShutdownPolicyRef(project, w); ref != nil {
 			policy := policies.GracefulShutdown[ref.Name]
 			if policy == nil {
@@ -103,24 +116,55 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 			if err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage); err != nil {
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
 			}
-			applied["GracefulShutdownPolicy/"+policy.Name] = convoyv1.AppliedPolicy{Kind: "GracefulShutdownPolicy", Name: policy.Name, Generation: policy.Generation}
-			if pool := policy.Spec.ConnectionPool; pool != nil && len(w.Ports) > 0 {
-				if version := cluster.Status.Capabilities.DestinationRuleVersion(); version != "" {
-					out.DestinationRules = append(out.DestinationRules, destinationRule(project, ns, w.Name, version, pool))
-				} else {
-					out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s: connectionPool has no effect on workload %s: the cluster serves no networking.istio.io DestinationRule", policy.Name, w.Name))
-				}
+			record("GracefulShutdownPolicy", policy)
+			pool = policy.Spec.ConnectionPool
+		}
+		var locality *convoyv1.LocalityLoadBalancing
+		if ref := LocalityPolicyRef(project, w); ref != nil {
+			if locality = policies.LocalityLoadBalancing[ref.Name]; locality == nil {
+				return nil, fmt.Errorf("spec.workloads[%d] (%s): LocalityLoadBalancing %q not found", i, w.Name, ref.Name)
+			}
+			record("LocalityLoadBalancing", locality)
+			if warning := applyZoneSpread(&d.Spec.Template.Spec, SelectorLabels(project, w.Name), locality.Spec.ZoneSpread, len(cluster.Spec.Zones)); warning != "" {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("LocalityLoadBalancing %s on workload %s: %s", locality.Name, w.Name, warning))
 			}
 		}
 		out.Deployments = append(out.Deployments, d)
-		if len(w.Ports) > 0 {
-			out.Services = append(out.Services, service(project, ns, w))
+		if svc == nil {
+			continue
+		}
+		out.Services = append(out.Services, svc)
+		version := cluster.Status.Capabilities.DestinationRuleVersion()
+		switch {
+		case pool == nil && locality == nil:
+			// Nothing for Istio to do.
+		case version != "":
+			var spec *convoyv1.LocalityLoadBalancingSpec
+			if locality != nil {
+				spec = &locality.Spec
+			}
+			out.DestinationRules = append(out.DestinationRules, destinationRule(project, ns, w.Name, version, trafficPolicy(pool, spec, policies.Regions)))
+		default:
+			if pool != nil {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s: connectionPool has no effect on workload %s: the cluster serves no networking.istio.io DestinationRule", ShutdownPolicyRef(project, w).Name, w.Name))
+			}
+			if locality != nil {
+				out.Warnings = append(out.Warnings, trafficDistributionFallback(svc, locality.Name, cluster.Status.Capabilities.TrafficDistribution))
+			}
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(applied)) {
 		out.AppliedPolicies = append(out.AppliedPolicies, applied[key])
 	}
 	return out, nil
+}
+
+// LocalityPolicyRef is the LocalityLoadBalancing of a workload: its own, else the Project's.
+func LocalityPolicyRef(project *convoyv1.Project, w *convoyv1.Workload) *convoyv1.PolicyReference {
+	if w.LocalityLoadBalancing != nil {
+		return w.LocalityLoadBalancing
+	}
+	return project.Spec.LocalityLoadBalancing
 }
 
 // ShutdownPolicyRef is the GracefulShutdownPolicy of a workload: its own, else the Project's.

@@ -1,0 +1,79 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+func nodeMetadata() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}}
+}
+
+// podPlacementOnly strips a cached Pod down to what zone counting reads, so caching the pods
+// of large workloads costs little memory.
+func podPlacementOnly(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
+			Labels: pod.Labels, DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName},
+		Status: corev1.PodStatus{Phase: pod.Status.Phase},
+	}, nil
+}
+
+// NodeZones maps node names to their zone label and lists the zones in node order of first
+// appearance. Nodes come from a metadata-only cache of every node in the cluster.
+type NodeZones struct {
+	zoneOf map[string]string
+	Zones  []string
+}
+
+// NodeZones reads the zone of every node.
+func (c *Connection) NodeZones(ctx context.Context) (*NodeZones, error) {
+	nodes := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}}
+	if err := c.cluster.GetCache().List(ctx, nodes); err != nil {
+		return nil, fmt.Errorf("listing nodes in %s: %w", c.Name, err)
+	}
+	nz := &NodeZones{zoneOf: make(map[string]string, len(nodes.Items))}
+	seen := map[string]bool{}
+	for _, n := range nodes.Items {
+		z := n.Labels[convoyv1.ZoneLabel]
+		nz.zoneOf[n.Name] = z
+		if z != "" && !seen[z] {
+			seen[z] = true
+			nz.Zones = append(nz.Zones, z)
+		}
+	}
+	return nz, nil
+}
+
+// PodsPerZone counts the pods matching selector in namespace by the zone of their node.
+// Pods that are not scheduled, are terminating or have finished do not count: they serve no
+// traffic.
+func (c *Connection) PodsPerZone(ctx context.Context, namespace string, selector map[string]string, nodes *NodeZones) (map[string]int32, error) {
+	var pods corev1.PodList
+	if err := c.cluster.GetCache().List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
+		return nil, fmt.Errorf("listing pods in %s/%s: %w", c.Name, namespace, err)
+	}
+	counts := map[string]int32{}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if z := nodes.zoneOf[p.Spec.NodeName]; z != "" {
+			counts[z]++
+		}
+	}
+	return counts, nil
+}
