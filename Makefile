@@ -51,6 +51,21 @@ test: ## Run unit and integration tests (real kube-apiserver + etcd via envtest)
 	echo "Using envtest binaries from $$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./...
 
+##@ Local fleet (kwokctl: a manager cluster and three service clusters, no Docker)
+
+.PHONY: demo
+demo: ## Start the local fleet and convoy, apply the samples, wait, print a per-cluster summary.
+	@hack/fleet.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop the fleet and convoy started by `make demo` and remove their state.
+	@hack/fleet.sh down
+
+.PHONY: e2e
+e2e: ## Run the end-to-end suite on the local fleet (starts it when needed; leaves it running).
+	@hack/fleet.sh up
+	FLEET_DIR=$(CURDIR)/.fleet go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -ginkgo.v
+
 ##@ Build and run
 
 .PHONY: build
