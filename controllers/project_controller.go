@@ -192,6 +192,13 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 	st := convoyv1.ProjectClusterStatus{Name: sc.Name, LastSyncTime: prev.LastSyncTime, AppliedPolicies: prev.AppliedPolicies}
 	conn, ok := r.reachable(sc, &st)
 	if !ok {
+		// Right after a manager restart, a Ready cluster's connection is still being set up:
+		// keep what was last observed instead of flapping every Project to not-ready. The
+		// connection event brings the Project back; a cluster that does not come back turns
+		// Unreachable, which the ServiceCluster watch delivers.
+		if st.Reason == convoyv1.ReasonConnecting && prev.Name != "" {
+			return prev, nil
+		}
 		return st, nil
 	}
 	desired, err := render.ForCluster(project, sc, policies)
@@ -337,7 +344,7 @@ func (r *ProjectReconciler) reachable(sc *convoyv1.ServiceCluster, st *convoyv1.
 	}
 	conn, err := r.Fleet.Get(sc.Name)
 	if err != nil {
-		st.Reason, st.Message = convoyv1.ReasonClusterNotReady, err.Error()
+		st.Reason, st.Message = convoyv1.ReasonConnecting, fmt.Sprintf("ServiceCluster %s is ready; its connection is being established", sc.Name)
 		st.LastContactTime = sc.Status.LastContactTime
 		return nil, false
 	}

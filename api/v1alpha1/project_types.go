@@ -256,7 +256,7 @@ type ProjectClusterStatus struct {
 	Synced bool `json:"synced"`
 
 	// reason is a stable UpperCamelCase word: Synced, Progressing, Conflict, Unreachable,
-	// ClusterNotReady, ClusterNotFound, ApplyFailed, CleanupPending.
+	// ClusterNotReady, Connecting, ClusterNotFound, ApplyFailed, CleanupPending.
 	Reason string `json:"reason"`
 
 	// message says what happened and, on failure, what to do.
