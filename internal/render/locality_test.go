@@ -262,3 +262,35 @@ func TestLocalityPolicyPerWorkload(t *testing.T) {
 		t.Fatalf("err = %v, want the workload's own reference to win and be reported", err)
 	}
 }
+
+// BenchmarkForClusterWithPolicies renders 10 workloads with a GracefulShutdownPolicy and a
+// LocalityLoadBalancing: PreStop, zone spread and a composed DestinationRule per workload.
+func BenchmarkForClusterWithPolicies(b *testing.B) {
+	p := testProject(func(p *convoyv1.Project) {
+		base := p.Spec.Workloads[0]
+		p.Spec.Workloads = nil
+		for i := range 10 {
+			w := *base.DeepCopy()
+			w.Name = "w" + string(rune('a'+i))
+			p.Spec.Workloads = append(p.Spec.Workloads, w)
+		}
+		p.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "web"}
+		p.Spec.LocalityLoadBalancing = &convoyv1.PolicyReference{Name: "zonal"}
+	})
+	sc := cluster("seoul-1", nil)
+	sc.Spec.Zones = []string{"a", "b", "c"}
+	sc.Status.Capabilities = convoyv1.ClusterCapabilities{PreStopSleep: true, DestinationRuleVersions: []string{"v1"}}
+	policies := Policies{
+		GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{"web": shutdownPolicy(both(sleepFor(5), func(p *convoyv1.GracefulShutdownPolicySpec) {
+			p.ConnectionPool = &convoyv1.ConnectionTuning{IdleTimeout: &metav1.Duration{Duration: 50 * time.Second}}
+		}))},
+		LocalityLoadBalancing: map[string]*convoyv1.LocalityLoadBalancing{"zonal": localityPolicy("zonal", convoyv1.LocalityLoadBalancingSpec{OutlierDetection: defaultedOutlier})},
+		Regions:               []string{"ap-northeast-2", "ap-northeast-1", "us-east-1"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ForCluster(p, sc, policies); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
