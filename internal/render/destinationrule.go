@@ -1,7 +1,7 @@
 package render
 
 import (
-	"strconv"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,9 +66,22 @@ func connectionPool(p *convoyv1.ConnectionTuning) map[string]any {
 	return out
 }
 
-// protoDuration formats a duration as protobuf's JSON mapping does: seconds with a fraction.
+// protoDuration formats a duration exactly as protobuf's JSON mapping does (and therefore as
+// the live DestinationRule reads back): whole seconds, or 3, 6 or 9 fractional digits. Any
+// other spelling ("0.1s" for "0.100s") would never compare equal and convoy would re-apply
+// the DestinationRule on every resync.
 func protoDuration(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+	secs, nanos := int64(d/time.Second), int64(d%time.Second)
+	switch {
+	case nanos == 0:
+		return fmt.Sprintf("%ds", secs)
+	case nanos%1e6 == 0:
+		return fmt.Sprintf("%d.%03ds", secs, nanos/1e6)
+	case nanos%1e3 == 0:
+		return fmt.Sprintf("%d.%06ds", secs, nanos/1e3)
+	default:
+		return fmt.Sprintf("%d.%09ds", secs, nanos)
+	}
 }
 
 func toAny(m map[string]string) map[string]any {

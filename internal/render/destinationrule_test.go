@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -21,7 +23,7 @@ func TestConnectionPoolDestinationRule(t *testing.T) {
 	wantSpec := map[string]any{
 		"host": "api.shop.svc.cluster.local",
 		"trafficPolicy": map[string]any{"connectionPool": map[string]any{
-			"tcp":  map[string]any{"tcpKeepalive": map[string]any{"time": "300s", "interval": "1.5s", "probes": int64(9)}},
+			"tcp":  map[string]any{"tcpKeepalive": map[string]any{"time": "300s", "interval": "1.500s", "probes": int64(9)}},
 			"http": map[string]any{"idleTimeout": "50s", "maxRequestsPerConnection": int64(100)},
 		}},
 	}
@@ -78,5 +80,20 @@ func TestConnectionPoolDestinationRule(t *testing.T) {
 				t.Errorf("spec (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// protoDuration must match protobuf's JSON mapping byte for byte: the live DestinationRule
+// is read back through it, and any other spelling makes every resync a write.
+func TestProtoDurationMatchesProtoJSON(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Millisecond, 100 * time.Millisecond, 1500 * time.Millisecond,
+		10 * time.Second, 300 * time.Second, 1500 * time.Microsecond, 1234567 * time.Nanosecond, 90 * time.Minute} {
+		want, err := protojson.Marshal(durationpb.New(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := `"` + protoDuration(d) + `"`; got != string(want) {
+			t.Errorf("protoDuration(%v) = %s, protojson = %s", d, got, want)
+		}
 	}
 }
