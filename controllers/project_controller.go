@@ -190,18 +190,21 @@ func (r *ProjectReconciler) owner(p *convoyv1.Project) remote.Owner {
 func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.Project, sc *convoyv1.ServiceCluster, policies render.Policies) (convoyv1.ProjectClusterStatus, error) {
 	prev := previous(project, sc.Name)
 	st := convoyv1.ProjectClusterStatus{Name: sc.Name, LastSyncTime: prev.LastSyncTime, AppliedPolicies: prev.AppliedPolicies}
+	desired, err := render.ForCluster(project, sc, policies)
 	conn, ok := r.reachable(sc, &st)
 	if !ok {
 		// Right after a manager restart, a Ready cluster's connection is still being set up:
-		// keep what was last observed instead of flapping every Project to not-ready. The
-		// connection event brings the Project back; a cluster that does not come back turns
-		// Unreachable, which the ServiceCluster watch delivers.
-		if st.Reason == convoyv1.ReasonConnecting && prev.Name != "" {
+		// keep what was last observed instead of flapping every Project to not-ready, but
+		// only while it describes the current spec and policies. The connection event brings
+		// the Project back; a cluster that does not come back turns Unreachable, which the
+		// ServiceCluster watch delivers.
+		if st.Reason == convoyv1.ReasonConnecting && prev.Name != "" && err == nil &&
+			project.Status.ObservedGeneration == project.Generation &&
+			equality.Semantic.DeepEqual(prev.AppliedPolicies, desired.AppliedPolicies) {
 			return prev, nil
 		}
 		return st, nil
 	}
-	desired, err := render.ForCluster(project, sc, policies)
 	if err != nil {
 		st.Reason, st.Message = convoyv1.ReasonInvalidSpec, err.Error()
 		return st, nil
