@@ -13,7 +13,9 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GO_TEST_FLAGS ?= -timeout 30m
 
-export KUBE_VERSION ETCD_VERSION
+FLEET_DIR ?= $(CURDIR)/.fleet
+
+export KUBE_VERSION ETCD_VERSION FLEET_DIR
 
 .PHONY: all
 all: build
@@ -64,7 +66,7 @@ demo-down: ## Stop the fleet and convoy started by `make demo` and remove their 
 .PHONY: e2e
 e2e: ## Run the end-to-end suite on the local fleet (starts it when needed; leaves it running).
 	@hack/fleet.sh up
-	FLEET_DIR=$(CURDIR)/.fleet go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -ginkgo.v
+	go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -ginkgo.v
 
 ##@ Build and run
 

@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 FLEET_DIR="${FLEET_DIR:-$PWD/.fleet}"
 export KWOK_WORKDIR="$FLEET_DIR/kwok"
 KUBECONFIGS="$FLEET_DIR/kubeconfig"
+MARKER=.convoy-fleet
 MANAGER=manager
 # name region zones istio
 SERVICE_CLUSTERS=(
@@ -42,7 +43,8 @@ binaries() {
 
 kc() { local cluster="$1"; shift; "$KUBECTL" --kubeconfig "$KUBECONFIGS/$cluster.yaml" "$@"; }
 
-cluster_exists() { "$KWOKCTL" get clusters 2>/dev/null | grep -qx "$1"; }
+# grep without -q reads all input: with pipefail, -q could fail the pipeline through SIGPIPE.
+cluster_exists() { "$KWOKCTL" get clusters 2>/dev/null | grep -x "$1" >/dev/null; }
 
 start_cluster() {
   local name="$1"
@@ -56,8 +58,12 @@ start_cluster() {
       --kube-apiserver-binary "$BIN/kube-apiserver" --etcd-binary "$BIN/etcd" \
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
       --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
-      --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 ||
-      { tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2; return 1; }
+      --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 || {
+      tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2
+      # A half-created cluster would be "resumed" by the next run; remove it instead.
+      "$KWOKCTL" delete cluster --name "$name" >/dev/null 2>&1 || true
+      return 1
+    }
   fi
   # Inline certificates: convoy refuses kubeconfigs that point at files.
   "$KUBECTL" config view --raw --flatten --minify \
@@ -123,7 +129,7 @@ stop_manager() {
   [ -f "$FLEET_DIR/manager.pid" ] || return 0
   pid="$(cat "$FLEET_DIR/manager.pid")"
   if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
+    kill "$pid" 2>/dev/null || true # it may have exited meanwhile
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
   fi
@@ -149,6 +155,7 @@ wait_for_project() {
 
 up() {
   mkdir -p "$FLEET_DIR/logs" "$KUBECONFIGS"
+  touch "$FLEET_DIR/$MARKER"
   binaries
 
   step "Clusters (kwokctl, binary runtime, KWOK_WORKDIR=$KWOK_WORKDIR)"
@@ -212,15 +219,30 @@ summary() {
 }
 
 down() {
+  if [ ! -d "$FLEET_DIR" ]; then
+    info "no fleet at $FLEET_DIR"
+    return 0
+  fi
+  # FLEET_DIR comes from the environment: only ever remove a directory this script made.
+  if [ ! -f "$FLEET_DIR/$MARKER" ]; then
+    echo "$FLEET_DIR was not created by $0 (no $MARKER); not touching it" >&2
+    return 1
+  fi
+  binaries >/dev/null 2>&1
   step "Stopping the convoy manager"
   stop_manager
-  if [ -d "$KWOK_WORKDIR" ]; then
-    step "Deleting the clusters"
-    local kwokctl="${FLEET_DIR}/bin/kwokctl" name
-    for name in $("$kwokctl" get clusters 2>/dev/null); do
-      info "$name"
-      "$kwokctl" delete cluster --name "$name" >/dev/null 2>&1 || true
-    done
+  step "Deleting the clusters"
+  local name failed=0
+  for name in $("$KWOKCTL" get clusters); do
+    info "$name"
+    "$KWOKCTL" delete cluster --name "$name" >"$FLEET_DIR/logs/kwokctl-delete-$name.log" 2>&1 || {
+      failed=1
+      tail -n 5 "$FLEET_DIR/logs/kwokctl-delete-$name.log" >&2
+    }
+  done
+  if [ "$failed" = 1 ]; then
+    echo "some clusters could not be deleted; $FLEET_DIR is kept so that 'make demo-down' can retry" >&2
+    return 1
   fi
   rm -rf "$FLEET_DIR"
   info "removed $FLEET_DIR"

@@ -82,11 +82,22 @@ build_kwok() {
   (cd "$work" && "${gobuild_env[@]}" go mod tidy >&2)
   (cd "$work" && "${gobuild_env[@]}" go build -trimpath -ldflags "-s -w" -o "${BIN_DIR}/${component}.tmp" "sigs.k8s.io/kwok/cmd/${component}")
   mv "${BIN_DIR}/${component}.tmp" "${BIN_DIR}/${component}"
+  echo "$KWOK_VERSION" >"${BIN_DIR}/${component}.version"
+}
+
+# The directory is named after the Kubernetes and etcd versions; kwok's version is recorded
+# next to its binaries so that a changed KWOK_VERSION rebuilds them.
+cached() {
+  local c="$1"
+  [ -x "${BIN_DIR}/${c}" ] || return 1
+  case "$c" in
+    kwok|kwokctl) [ "$(cat "${BIN_DIR}/${c}.version" 2>/dev/null)" = "$KWOK_VERSION" ] ;;
+  esac
 }
 
 mkdir -p "$BIN_DIR"
 for c in "${components[@]}"; do
-  if [ -x "${BIN_DIR}/${c}" ]; then
+  if cached "$c"; then
     log "${c}: cached in ${BIN_DIR}"
     continue
   fi
