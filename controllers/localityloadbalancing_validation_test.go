@@ -26,7 +26,7 @@ var _ = Describe("LocalityLoadBalancing admission", func() {
 	to := func(pairs ...any) []convoyv1.LocalityWeight {
 		var out []convoyv1.LocalityWeight
 		for i := 0; i < len(pairs); i += 2 {
-			out = append(out, convoyv1.LocalityWeight{Locality: pairs[i].(string), Weight: int32(pairs[i+1].(int))})
+			out = append(out, convoyv1.LocalityWeight{Locality: convoyv1.Locality(pairs[i].(string)), Weight: int32(pairs[i+1].(int))})
 		}
 		return out
 	}
@@ -57,6 +57,11 @@ var _ = Describe("LocalityLoadBalancing admission", func() {
 		Entry("failover with non-topology failoverPriority labels", convoyv1.LocalityLoadBalancingSpec{
 			Failover:         []convoyv1.RegionFailover{{From: "ap-northeast-2", To: "ap-northeast-1"}},
 			FailoverPriority: []string{"topology.istio.io/network"},
+			OutlierDetection: od,
+		}),
+		Entry("distribute with failoverPriority and outlier detection (istiod allows it)", convoyv1.LocalityLoadBalancingSpec{
+			Distribute:       []convoyv1.LocalityDistribution{{From: "r1", To: to("r1", 100)}},
+			FailoverPriority: []string{"topology.kubernetes.io/zone"},
 			OutlierDetection: od,
 		}),
 		Entry("failoverPriority by region then zone", convoyv1.LocalityLoadBalancingSpec{

@@ -14,17 +14,19 @@ import (
 // when one contains the other: "r" and "r/z", "r/*" and "r/z/s", "*" and anything. The
 // overlap rules turn "x/*" and "x" into the prefix "x/" ("*" into "") and compare prefixes.
 
+// Locality is region, region/zone or region/zone/subzone, optionally ending in a "*" part.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '')",message="a locality must not have empty parts: write region, region/zone or region/zone/subzone"
+// +kubebuilder:validation:XValidation:rule="self.split('/').size() <= 3",message="a locality has at most three parts: region/zone/subzone"
+// +kubebuilder:validation:XValidation:rule="!self.contains('*') || (self.indexOf('*') == self.lastIndexOf('*') && (self == '*' || self.endsWith('/*')))",message="the wildcard '*' may appear once, as the whole last part (region/* or region/zone/*)"
+type Locality string
+
 // LocalityWeight is the share of traffic one destination locality gets.
 type LocalityWeight struct {
-	// locality receiving traffic: region, region/zone or region/zone/subzone, optionally
-	// ending in a "*" segment.
+	// locality receiving traffic.
 	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '')",message="a locality must not have empty parts: write region, region/zone or region/zone/subzone"
-	// +kubebuilder:validation:XValidation:rule="self.split('/').size() <= 3",message="a locality has at most three parts: region/zone/subzone"
-	// +kubebuilder:validation:XValidation:rule="!self.contains('*') || (self.indexOf('*') == self.lastIndexOf('*') && (self == '*' || self.endsWith('/*')))",message="the wildcard '*' may appear once, as the whole last part (region/* or region/zone/*)"
-	Locality string `json:"locality"`
+	Locality Locality `json:"locality"`
 
 	// weight in percent; the weights of one distribute entry add up to 100.
 	// +required
@@ -39,15 +41,9 @@ type LocalityWeight struct {
 //	+kubebuilder:validation:XValidation:rule="self.to.map(t, t.weight).sum() == 100",message="the weights in to must add up to 100",fieldPath=".to"
 //	+kubebuilder:validation:XValidation:rule="self.to.all(a, self.to.all(b, a.locality == b.locality || (!(a.locality.endsWith('*') ? a.locality.substring(0, size(a.locality) - 1) : a.locality + '/').startsWith((b.locality.endsWith('*') ? b.locality.substring(0, size(b.locality) - 1) : b.locality + '/')) && !(b.locality.endsWith('*') ? b.locality.substring(0, size(b.locality) - 1) : b.locality + '/').startsWith((a.locality.endsWith('*') ? a.locality.substring(0, size(a.locality) - 1) : a.locality + '/')))))",message="destination localities in to must not overlap: a region covers its zones (r and r/z overlap) and '*' covers everything",fieldPath=".to"
 type LocalityDistribution struct {
-	// from is the clients' locality: region, region/zone or region/zone/subzone, optionally
-	// ending in a "*" segment.
+	// from is the clients' locality.
 	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '')",message="a locality must not have empty parts: write region, region/zone or region/zone/subzone"
-	// +kubebuilder:validation:XValidation:rule="self.split('/').size() <= 3",message="a locality has at most three parts: region/zone/subzone"
-	// +kubebuilder:validation:XValidation:rule="!self.contains('*') || (self.indexOf('*') == self.lastIndexOf('*') && (self == '*' || self.endsWith('/*')))",message="the wildcard '*' may appear once, as the whole last part (region/* or region/zone/*)"
-	From string `json:"from"`
+	From Locality `json:"from"`
 
 	// to lists the destination localities and their weights. Localities not listed get no
 	// traffic from these clients, even when every listed one fails.

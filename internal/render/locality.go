@@ -31,9 +31,9 @@ func localityLbSetting(spec *convoyv1.LocalityLoadBalancingSpec, regions []strin
 		for _, d := range spec.Distribute {
 			to := make(map[string]any, len(d.To))
 			for _, w := range d.To {
-				to[w.Locality] = int64(w.Weight)
+				to[string(w.Locality)] = int64(w.Weight)
 			}
-			distribute = append(distribute, map[string]any{"from": d.From, "to": to})
+			distribute = append(distribute, map[string]any{"from": string(d.From), "to": to})
 		}
 		out["distribute"] = distribute
 	}
