@@ -39,7 +39,7 @@ func TestConnectingKeepsOnlyCurrentStatus(t *testing.T) {
 					LocalityLoadBalancing: &convoyv1.PolicyReference{Name: "zonal"},
 					Workloads:             []convoyv1.Workload{{Name: "api"}},
 				},
-				Status:     convoyv1.ProjectStatus{ObservedGeneration: 2, Clusters: []convoyv1.ProjectClusterStatus{synced}},
+				Status: convoyv1.ProjectStatus{ObservedGeneration: 2, Clusters: []convoyv1.ProjectClusterStatus{synced}},
 			}
 			llb := policy.DeepCopy()
 			if tt.mutate != nil {

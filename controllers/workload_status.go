@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -20,12 +23,6 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 	nodes, err := conn.NodeZones(ctx)
 	if err != nil {
 		return nil, err
-	}
-	// Zones with no pods count for skew; they are the ServiceCluster's zones, or, when it
-	// lists none, the zones its nodes are in.
-	zones := sc.Spec.Zones
-	if len(zones) == 0 {
-		zones = nodes.Zones
 	}
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
@@ -44,7 +41,7 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 		if err != nil {
 			return nil, err
 		}
-		ws.Zones, ws.ZoneSkew = zoneCounts(zones, counts)
+		ws.Zones, ws.ZoneSkew = zoneCounts(eligibleZones(sc, nodes, &d.Spec.Template), counts)
 		for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
 			if c.TopologyKey == convoyv1.ZoneLabel {
 				ws.MaxSkew = &c.MaxSkew
@@ -53,6 +50,27 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 		out = append(out, ws)
 	}
 	return out, nil
+}
+
+// eligibleZones are the zones a workload's pods can run in; a zone without pods counts for
+// skew only if it is one of them. For a pod template that does not restrict its nodes they
+// are the ServiceCluster's zones, or, when it lists none, the zones its nodes are in. A
+// template with a nodeSelector or required node affinity gets the zones of the nodes it
+// matches, as the scheduler's spreading does: a workload pinned to two zones is not
+// imbalanced for having no pods in the third.
+func eligibleZones(sc *convoyv1.ServiceCluster, nodes *remote.NodeZones, template *corev1.PodTemplateSpec) []string {
+	spec := &template.Spec
+	if len(spec.NodeSelector) == 0 && (spec.Affinity == nil || spec.Affinity.NodeAffinity == nil) {
+		if len(sc.Spec.Zones) > 0 {
+			return sc.Spec.Zones
+		}
+		return nodes.Zones(nil)
+	}
+	required := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: *spec})
+	return nodes.Zones(func(labels map[string]string) bool {
+		ok, err := required.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: labels}})
+		return err == nil && ok
+	})
 }
 
 // zoneCounts lists every zone with its pod count (zones holding pods but missing from zones

@@ -17,7 +17,7 @@ import (
 // Locality is region, region/zone or region/zone/subzone, optionally ending in a "*" part.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=128
-// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '')",message="a locality must not have empty parts: write region, region/zone or region/zone/subzone"
+// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, size(p) == 0)",message="a locality must not have empty parts: write region, region/zone or region/zone/subzone"
 // +kubebuilder:validation:XValidation:rule="self.split('/').size() <= 3",message="a locality has at most three parts: region/zone/subzone"
 // +kubebuilder:validation:XValidation:rule="!self.contains('*') || (self.indexOf('*') == self.lastIndexOf('*') && (self == '*' || self.endsWith('/*')))",message="the wildcard '*' may appear once, as the whole last part (region/* or region/zone/*)"
 type Locality string

@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,11 +34,11 @@ func podPlacementOnly(obj any) (any, error) {
 	}, nil
 }
 
-// NodeZones maps node names to their zone label and lists the zones in node order of first
-// appearance. Nodes come from a metadata-only cache of every node in the cluster.
+// NodeZones knows the zone and labels of every node, from a metadata-only cache of every
+// node in the cluster.
 type NodeZones struct {
+	nodes  []metav1.PartialObjectMetadata
 	zoneOf map[string]string
-	Zones  []string
 }
 
 // NodeZones reads the zone of every node.
@@ -45,17 +47,28 @@ func (c *Connection) NodeZones(ctx context.Context) (*NodeZones, error) {
 	if err := c.cluster.GetCache().List(ctx, nodes); err != nil {
 		return nil, fmt.Errorf("listing nodes in %s: %w", c.Name, err)
 	}
-	nz := &NodeZones{zoneOf: make(map[string]string, len(nodes.Items))}
+	return NodeZonesOf(nodes.Items), nil
+}
+
+// NodeZonesOf indexes node metadata by zone.
+func NodeZonesOf(nodes []metav1.PartialObjectMetadata) *NodeZones {
+	nz := &NodeZones{nodes: nodes, zoneOf: make(map[string]string, len(nodes))}
+	for _, n := range nodes {
+		nz.zoneOf[n.Name] = n.Labels[convoyv1.ZoneLabel]
+	}
+	return nz
+}
+
+// Zones lists, sorted, the zones of the nodes whose labels pass match (all nodes when match
+// is nil): the domains the scheduler spreads a pod over.
+func (nz *NodeZones) Zones(match func(labels map[string]string) bool) []string {
 	seen := map[string]bool{}
-	for _, n := range nodes.Items {
-		z := n.Labels[convoyv1.ZoneLabel]
-		nz.zoneOf[n.Name] = z
-		if z != "" && !seen[z] {
+	for _, n := range nz.nodes {
+		if z := n.Labels[convoyv1.ZoneLabel]; z != "" && (match == nil || match(n.Labels)) {
 			seen[z] = true
-			nz.Zones = append(nz.Zones, z)
 		}
 	}
-	return nz, nil
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // PodsPerZone counts the pods matching selector in namespace by the zone of their node.

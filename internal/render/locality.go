@@ -118,8 +118,11 @@ func applyZoneSpread(spec *corev1.PodSpec, selector map[string]string, zs convoy
 		c.WhenUnsatisfiable = corev1.DoNotSchedule
 	}
 	// minDomains makes an empty zone count (the global minimum is then 0), so pods cannot
-	// pile up in the zones that happen to have nodes; it only exists for DoNotSchedule.
-	if c.WhenUnsatisfiable == corev1.DoNotSchedule && clusterZones > 1 {
+	// pile up in the zones that happen to have nodes; it only exists for DoNotSchedule. A
+	// template that restricts its nodes may reach fewer zones than the cluster has, and
+	// minDomains would then hold most of its pods Pending.
+	restricted := len(spec.NodeSelector) > 0 || (spec.Affinity != nil && spec.Affinity.NodeAffinity != nil)
+	if c.WhenUnsatisfiable == corev1.DoNotSchedule && clusterZones > 1 && !restricted {
 		c.MinDomains = ptr.To(int32(clusterZones))
 	}
 	spec.TopologySpreadConstraints = append(spec.TopologySpreadConstraints, c)

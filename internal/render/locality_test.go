@@ -201,12 +201,13 @@ func TestZoneSpread(t *testing.T) {
 	hostSpread := corev1.TopologySpreadConstraint{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.ScheduleAnyway}
 	userZone := corev1.TopologySpreadConstraint{MaxSkew: 2, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.ScheduleAnyway}
 	tests := []struct {
-		name        string
-		spread      convoyv1.ZoneSpread
-		zones       []string
-		template    []corev1.TopologySpreadConstraint
-		want        []corev1.TopologySpreadConstraint
-		wantWarning bool
+		name         string
+		spread       convoyv1.ZoneSpread
+		zones        []string
+		template     []corev1.TopologySpreadConstraint
+		nodeSelector map[string]string
+		want         []corev1.TopologySpreadConstraint
+		wantWarning  bool
 	}{
 		{name: "default: DoNotSchedule, maxSkew 1, minDomains = cluster zones", zones: []string{"a", "b", "c"}, want: constraint(nil)},
 		{name: "one zone: no minDomains", zones: []string{"a"}, want: constraint(func(c *corev1.TopologySpreadConstraint) { c.MinDomains = nil })},
@@ -216,6 +217,8 @@ func TestZoneSpread(t *testing.T) {
 				c.MaxSkew, c.WhenUnsatisfiable, c.MinDomains = 2, corev1.ScheduleAnyway, nil
 			})},
 		{name: "switched off", zones: []string{"a", "b"}, spread: convoyv1.ZoneSpread{Enabled: ptr.To(false)}},
+		{name: "a nodeSelector may reach fewer zones: no minDomains", zones: []string{"a", "b", "c"}, nodeSelector: map[string]string{"pool": "spot"},
+			want: constraint(func(c *corev1.TopologySpreadConstraint) { c.MinDomains = nil })},
 		{name: "other constraints of the template are kept", zones: []string{"a", "b", "c"},
 			template: []corev1.TopologySpreadConstraint{hostSpread},
 			want:     append([]corev1.TopologySpreadConstraint{hostSpread}, constraint(nil)...)},
@@ -227,6 +230,7 @@ func TestZoneSpread(t *testing.T) {
 			project := testProject(func(p *convoyv1.Project) {
 				p.Spec.LocalityLoadBalancing = &convoyv1.PolicyReference{Name: "zonal"}
 				p.Spec.Workloads[0].Template.Spec.TopologySpreadConstraints = tt.template
+				p.Spec.Workloads[0].Template.Spec.NodeSelector = tt.nodeSelector
 			})
 			sc := cluster("seoul-1", nil)
 			sc.Spec.Zones = tt.zones
