@@ -12,12 +12,17 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -247,6 +252,68 @@ var _ = Describe("LocalityLoadBalancing", Ordered, func() {
 			p := getProject(g, project)
 			g.Expect(clusterStatus(g, p, "svc-a").Workloads[0].Zones).To(Equal([]convoyv1.ZonePods{{Zone: "ap-northeast-2a", Pods: 2}, {Zone: "ap-northeast-2b", Pods: 1}}))
 			g.Expect(meta.FindStatusCondition(p.Status.Conditions, convoyv1.ZoneImbalancedCondition)).To(BeNil())
+		}, timeout, interval).Should(Succeed())
+	})
+})
+
+// Upgrades must not cost a cluster whose convoy identity predates pods per zone: without
+// permission on nodes the cluster still gets its objects and the status says what is missing.
+var _ = Describe("A service cluster where convoy may not read nodes", Ordered, func() {
+	var limited *serviceCluster
+
+	BeforeAll(func() {
+		limited = startServiceCluster("svc-limited")
+		// Everything convoy needs except nodes: its own kinds, and list on every namespaced
+		// kind for the check before it deletes a namespace (nodes are cluster-scoped).
+		role := &rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "convoy-without-nodes"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"", "apps"}, Resources: []string{"namespaces", "services", "deployments", "pods"}, Verbs: []string{"*"}},
+			},
+		}
+		disc, err := discovery.NewDiscoveryClientForConfig(limited.env.Config)
+		Expect(err).NotTo(HaveOccurred())
+		namespaced, err := disc.ServerPreferredNamespacedResources()
+		Expect(err).NotTo(HaveOccurred())
+		for _, list := range namespaced {
+			gv, err := schema.ParseGroupVersion(list.GroupVersion)
+			Expect(err).NotTo(HaveOccurred())
+			rule := rbacv1.PolicyRule{APIGroups: []string{gv.Group}, Verbs: []string{"list"}}
+			for _, r := range list.APIResources {
+				rule.Resources = append(rule.Resources, r.Name)
+			}
+			role.Rules = append(role.Rules, rule)
+		}
+		Expect(limited.client.Create(ctx, role)).To(Succeed())
+		Expect(limited.client.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "convoy-without-nodes"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "convoy-limited"}},
+		})).To(Succeed())
+		user, err := limited.env.AddUser(envtest.User{Name: "convoy-limited"}, &rest.Config{})
+		Expect(err).NotTo(HaveOccurred())
+		limited.kubeconfig, err = user.KubeConfig()
+		Expect(err).NotTo(HaveOccurred())
+		registerCluster(limited, map[string]string{"rbac": "limited"}, "eu-west-1")
+	})
+	AfterAll(func() { deleteCluster(limited.name) })
+
+	It("syncs the Project and reports why pods per zone are missing", func() {
+		ns := newTestNamespace()
+		project := newProject(ns, selectNames(limited.name), workload("api", "registry.example/api:1.0", 2, true))
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			st := clusterStatus(g, project, limited.name)
+			g.Expect(st.Synced).To(BeTrue())
+			g.Expect(st.Message).To(ContainSubstring("pods per zone are not reported for svc-limited: convoy cannot list nodes there (grant list and watch on pods and nodes)"))
+			g.Expect(st.Workloads).To(ConsistOf(And(HaveField("Name", "api"), HaveField("Replicas", int32(2)), HaveField("Zones", BeEmpty()))))
+			remoteDeployment(g, limited, project.Name, "api")
+		}, timeout, interval).Should(Succeed())
+
+		By("deleting the Project cleans up there too")
+		Expect(k8sClient.Delete(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(project), &convoyv1.Project{}))).To(BeTrue())
 		}, timeout, interval).Should(Succeed())
 	})
 })

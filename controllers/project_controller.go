@@ -237,8 +237,10 @@ func (r *ProjectReconciler) syncCluster(ctx context.Context, project *convoyv1.P
 			failures = append(failures, err.Error())
 		}
 	}
-	if st.Workloads, err = workloadStatuses(ctx, conn, sc, desired); err != nil {
-		failures = append(failures, err.Error())
+	var zonesWarning string
+	st.Workloads, zonesWarning = workloadStatuses(ctx, conn, sc, desired)
+	if zonesWarning != "" {
+		desired.Warnings = append(desired.Warnings, zonesWarning)
 	}
 	switch {
 	case len(conflicts) > 0:

@@ -18,12 +18,10 @@ import (
 )
 
 // workloadStatuses reads each workload's live Deployment, and where its pods run, from the
-// cluster's caches.
-func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects) ([]convoyv1.WorkloadStatus, error) {
-	nodes, err := conn.NodeZones(ctx)
-	if err != nil {
-		return nil, err
-	}
+// cluster's caches. Pods per zone are extra information: when they cannot be read, the
+// returned warning says why and the rest of the status stands.
+func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects) ([]convoyv1.WorkloadStatus, string) {
+	nodes, zonesErr := conn.NodeZones(ctx)
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
@@ -37,19 +35,26 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 				ws.AvailableReplicas = live.Status.AvailableReplicas
 			}
 		}
-		counts, err := conn.PodsPerZone(ctx, d.Namespace, d.Spec.Selector.MatchLabels, nodes)
-		if err != nil {
-			return nil, err
+		out = append(out, ws)
+		if zonesErr != nil {
+			continue
 		}
-		ws.Zones, ws.ZoneSkew = zoneCounts(eligibleZones(sc, nodes, &d.Spec.Template), counts)
+		var counts map[string]int32
+		if counts, zonesErr = conn.PodsPerZone(ctx, d.Namespace, d.Spec.Selector.MatchLabels, nodes); zonesErr != nil {
+			continue
+		}
+		w := &out[len(out)-1]
+		w.Zones, w.ZoneSkew = zoneCounts(eligibleZones(sc, nodes, &d.Spec.Template), counts)
 		for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
 			if c.TopologyKey == convoyv1.ZoneLabel {
-				ws.MaxSkew = &c.MaxSkew
+				w.MaxSkew = &c.MaxSkew
 			}
 		}
-		out = append(out, ws)
 	}
-	return out, nil
+	if zonesErr != nil {
+		return out, zonesErr.Error()
+	}
+	return out, ""
 }
 
 // eligibleZones are the zones a workload's pods can run in; a zone without pods counts for

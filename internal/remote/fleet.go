@@ -14,6 +14,7 @@ import (
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -246,21 +247,36 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 		requestTimeout: f.opts.RequestTimeout,
 		cancel:         cancel,
 	}
-	for _, obj := range append(watchedTypes(drVersion), &corev1.Pod{}) {
+	// Pods and nodes only feed pods-per-zone status: a cluster whose convoy identity may not
+	// read them still gets its objects, and the status says what is missing.
+	if err := canReadPlacement(ctx, cl.GetAPIReader(), name, f.opts.RequestTimeout); apierrors.IsForbidden(err) {
+		conn.placementErr = err
+	} else if err != nil {
+		cancel()
+		return nil, err
+	}
+	handlers := map[client.Object]toolscache.ResourceEventHandler{}
+	for _, obj := range watchedTypes(drVersion) {
+		handlers[obj] = f.projectEventHandler(runCtx, nil)
+	}
+	if conn.placementErr == nil {
+		handlers[&corev1.Pod{}] = f.projectEventHandler(runCtx, placementChanged)
+		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
+		handlers[nodeMetadata()] = nil
+	}
+	for obj, handler := range handlers {
 		inf, err := cl.GetCache().GetInformer(runCtx, obj)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("watching %T in %s: %w", obj, name, err)
 		}
-		if _, err := inf.AddEventHandler(f.projectEventHandler(runCtx)); err != nil {
+		if handler == nil {
+			continue
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
 			cancel()
 			return nil, err
 		}
-	}
-	// Node changes do not wake Projects: zone counts follow pod events and resyncs.
-	if _, err := cl.GetCache().GetInformer(runCtx, nodeMetadata()); err != nil {
-		cancel()
-		return nil, fmt.Errorf("watching nodes in %s: %w", name, err)
 	}
 	go func() {
 		if err := cl.Start(runCtx); err != nil {
@@ -277,9 +293,10 @@ func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.
 }
 
 // projectEventHandler turns any change of a convoy-owned object into an event for its Project.
-// Sends give up when the connection stops, so a stopped informer never waits on a consumer
-// that is gone (manager shutdown, replaced connection).
-func (f *Fleet) projectEventHandler(ctx context.Context) toolscache.ResourceEventHandler {
+// When changed is set, updates it rejects are dropped. Sends give up when the connection
+// stops, so a stopped informer never waits on a consumer that is gone (manager shutdown,
+// replaced connection).
+func (f *Fleet) projectEventHandler(ctx context.Context, changed func(oldObj, newObj any) bool) toolscache.ResourceEventHandler {
 	emit := func(obj any) {
 		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
@@ -301,8 +318,12 @@ func (f *Fleet) projectEventHandler(ctx context.Context) toolscache.ResourceEven
 		}
 	}
 	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    emit,
-		UpdateFunc: func(_, newObj any) { emit(newObj) },
+		AddFunc: emit,
+		UpdateFunc: func(oldObj, newObj any) {
+			if changed == nil || changed(oldObj, newObj) {
+				emit(newObj)
+			}
+		},
 		DeleteFunc: emit,
 	}
 }
@@ -316,7 +337,9 @@ type Connection struct {
 	typeConverter  managedfields.TypeConverter
 	drVersion      string
 	requestTimeout time.Duration
-	cancel         context.CancelFunc
+	// placementErr says why pods and nodes cannot be read (nil when they can).
+	placementErr error
+	cancel       context.CancelFunc
 
 	// namespaceMu serialises namespace claims so that two Projects asking for the same
 	// remote namespace cannot both win.

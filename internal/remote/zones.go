@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,43 @@ func podPlacementOnly(obj any) (any, error) {
 	}, nil
 }
 
+// canReadPlacement checks that convoy may list nodes and its pods in the cluster, which
+// older convoy versions did not need: without this check a missing permission would stall
+// the cache sync and cost the whole cluster. A Forbidden answer is returned wrapped, so
+// apierrors.IsForbidden tells it apart from a cluster that did not answer.
+func canReadPlacement(ctx context.Context, reader client.Reader, cluster string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	checks := []struct {
+		what string
+		list client.ObjectList
+		opts []client.ListOption
+	}{
+		{"nodes", &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}}, nil},
+		{"pods", &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}},
+			[]client.ListOption{client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}}},
+	}
+	for _, c := range checks {
+		if err := reader.List(ctx, c.list, append(c.opts, client.Limit(1))...); err != nil {
+			return fmt.Errorf("pods per zone are not reported for %s: convoy cannot list %s there (grant list and watch on pods and nodes): %w", cluster, c.what, err)
+		}
+	}
+	return nil
+}
+
+// placementChanged passes pod updates that can change zone counts: where the pod runs, its
+// phase, its labels, or the start of its deletion. Readiness flips and status writes do not
+// wake the Project.
+func placementChanged(oldObj, newObj any) bool {
+	o, ok1 := oldObj.(*corev1.Pod)
+	n, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase ||
+		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || !maps.Equal(o.Labels, n.Labels)
+}
+
 // NodeZones knows the zone and labels of every node, from a metadata-only cache of every
 // node in the cluster.
 type NodeZones struct {
@@ -43,6 +81,9 @@ type NodeZones struct {
 
 // NodeZones reads the zone of every node.
 func (c *Connection) NodeZones(ctx context.Context) (*NodeZones, error) {
+	if c.placementErr != nil {
+		return nil, c.placementErr
+	}
 	nodes := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}}
 	if err := c.cluster.GetCache().List(ctx, nodes); err != nil {
 		return nil, fmt.Errorf("listing nodes in %s: %w", c.Name, err)
