@@ -46,6 +46,9 @@ kc() { local cluster="$1"; shift; "$KUBECTL" --kubeconfig "$KUBECONFIGS/$cluster
 # grep without -q reads all input: with pipefail, -q could fail the pipeline through SIGPIPE.
 cluster_exists() { "$KWOKCTL" get clusters 2>/dev/null | grep -x "$1" >/dev/null; }
 
+# kwokctl gives kwok-controller 200 s node leases: after `kwokctl start cluster` the new
+# controller leaves pods alone until the old leases expire, so deletions hang for minutes.
+# One controller per cluster needs no leases.
 start_cluster() {
   local name="$1"
   if cluster_exists "$name"; then
@@ -58,6 +61,7 @@ start_cluster() {
       --kube-apiserver-binary "$BIN/kube-apiserver" --etcd-binary "$BIN/etcd" \
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
       --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
+      --extra-args kwok-controller=node-lease-duration-seconds=0 \
       --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 || {
       tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2
       # A half-created cluster would be "resumed" by the next run; remove it instead.
