@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"context"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -28,4 +31,16 @@ func setOrRemove(conds *[]metav1.Condition, condType string, present bool, gener
 	})
 }
 
-func equalStatus(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }
+// patchStatus reads the object, lets setStatus fill in its status and patches the status
+// when it changed. A missing object is not an error: it was deleted.
+func patchStatus[T client.Object](ctx context.Context, c client.Client, key client.ObjectKey, obj T, setStatus func(T)) error {
+	if err := c.Get(ctx, key, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	setStatus(obj)
+	if equality.Semantic.DeepEqual(base, obj) {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
+}

@@ -23,25 +23,18 @@ type GracefulShutdownPolicyReconciler struct {
 
 // Reconcile computes the status of one policy.
 func (r *GracefulShutdownPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	policy := &convoyv1.GracefulShutdownPolicy{}
-	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	base := policy.DeepCopy()
-	st := &policy.Status
-	st.ObservedGeneration = policy.Generation
-	st.PreStopBudgetSeconds = policy.Spec.PreStopBudgetSeconds()
-	st.TerminationGracePeriodSeconds = policy.Spec.GracePeriodSeconds()
-	setKstatus(&st.Conditions, policy.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonValid,
-		fmt.Sprintf("PreStop budget %ds, termination grace period %ds", st.PreStopBudgetSeconds, st.TerminationGracePeriodSeconds))
-	exceeds := policy.Spec.Spot && st.TerminationGracePeriodSeconds > convoyv1.SpotInterruptionNoticeSeconds
-	setOrRemove(&st.Conditions, convoyv1.SpotNoticeExceededCondition, exceeds, policy.Generation, convoyv1.ReasonGraceExceedsNotice,
-		fmt.Sprintf("The grace period (%ds) is longer than a spot interruption notice (%ds): the node can be reclaimed before the pod has drained. Shorten the PreStop budget or the app shutdown time",
-			st.TerminationGracePeriodSeconds, convoyv1.SpotInterruptionNoticeSeconds))
-	if equalStatus(base.Status, policy.Status) {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, r.Status().Patch(ctx, policy, client.MergeFrom(base))
+	return ctrl.Result{}, patchStatus(ctx, r.Client, req.NamespacedName, &convoyv1.GracefulShutdownPolicy{}, func(policy *convoyv1.GracefulShutdownPolicy) {
+		st := &policy.Status
+		st.ObservedGeneration = policy.Generation
+		st.PreStopBudgetSeconds = policy.Spec.PreStopBudgetSeconds()
+		st.TerminationGracePeriodSeconds = policy.Spec.GracePeriodSeconds()
+		setKstatus(&st.Conditions, policy.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonValid,
+			fmt.Sprintf("PreStop budget %ds, termination grace period %ds", st.PreStopBudgetSeconds, st.TerminationGracePeriodSeconds))
+		exceeds := policy.Spec.Spot && st.TerminationGracePeriodSeconds > convoyv1.SpotInterruptionNoticeSeconds
+		setOrRemove(&st.Conditions, convoyv1.SpotNoticeExceededCondition, exceeds, policy.Generation, convoyv1.ReasonGraceExceedsNotice,
+			fmt.Sprintf("The grace period (%ds) is longer than a spot interruption notice (%ds): the node can be reclaimed before the pod has drained. Shorten the PreStop budget or the app shutdown time",
+				st.TerminationGracePeriodSeconds, convoyv1.SpotInterruptionNoticeSeconds))
+	})
 }
 
 // SetupWithManager registers the controller.

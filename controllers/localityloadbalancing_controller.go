@@ -22,23 +22,16 @@ type LocalityLoadBalancingReconciler struct {
 
 // Reconcile computes the status of one policy.
 func (r *LocalityLoadBalancingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	policy := &convoyv1.LocalityLoadBalancing{}
-	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	base := policy.DeepCopy()
-	st := &policy.Status
-	st.ObservedGeneration = policy.Generation
-	st.Mode = policy.Spec.Mode()
-	message := "Locality mode " + st.Mode
-	if st.Mode == convoyv1.LocalityModeFailover && len(policy.Spec.Failover) == 0 {
-		message += "; each Project fails over between the regions of its clusters, in name order"
-	}
-	setKstatus(&st.Conditions, policy.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonValid, message)
-	if equalStatus(base.Status, policy.Status) {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, r.Status().Patch(ctx, policy, client.MergeFrom(base))
+	return ctrl.Result{}, patchStatus(ctx, r.Client, req.NamespacedName, &convoyv1.LocalityLoadBalancing{}, func(policy *convoyv1.LocalityLoadBalancing) {
+		st := &policy.Status
+		st.ObservedGeneration = policy.Generation
+		st.Mode = policy.Spec.Mode()
+		message := "Locality mode " + st.Mode
+		if st.Mode == convoyv1.LocalityModeFailover && len(policy.Spec.Failover) == 0 {
+			message += "; each Project fails over between the regions of its clusters, in name order"
+		}
+		setKstatus(&st.Conditions, policy.Generation, metav1.ConditionTrue, false, false, convoyv1.ReasonValid, message)
+	})
 }
 
 // SetupWithManager registers the controller.
