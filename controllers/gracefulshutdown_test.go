@@ -175,10 +175,7 @@ var _ = Describe("GracefulShutdownPolicy", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 
 		By("steady state: resyncs send no writes, DestinationRule included")
-		time.Sleep(resyncPeriod)
-		before := writes.Get("svc-a")
-		time.Sleep(3 * resyncPeriod)
-		Expect(writes.Get("svc-a")).To(Equal(before))
+		expectNoWritesDuringResyncs("svc-a")
 
 		By("a remote edit of the DestinationRule is put back")
 		Eventually(func(g Gomega) {

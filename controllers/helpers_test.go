@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -160,4 +162,14 @@ func reconcileCount(controller string) float64 {
 		}
 	}
 	return total
+}
+
+// expectNoWritesDuringResyncs lets the Projects settle for one resync period, then checks
+// that the next three resyncs send no write to the cluster: steady state costs nothing.
+func expectNoWritesDuringResyncs(cluster string) {
+	GinkgoHelper()
+	time.Sleep(resyncPeriod)
+	before := writes.Get(cluster)
+	time.Sleep(3 * resyncPeriod)
+	Expect(writes.Get(cluster)).To(Equal(before))
 }

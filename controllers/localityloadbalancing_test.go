@@ -160,10 +160,7 @@ var _ = Describe("LocalityLoadBalancing", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 
 		By("steady state: resyncs send no writes")
-		time.Sleep(resyncPeriod)
-		before := writes.Get("svc-a")
-		time.Sleep(3 * resyncPeriod)
-		Expect(writes.Get("svc-a")).To(Equal(before))
+		expectNoWritesDuringResyncs("svc-a")
 
 		By("changing the policy to distribute re-pushes every Project using it")
 		Eventually(func(g Gomega) {

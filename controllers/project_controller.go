@@ -131,10 +131,10 @@ func (r *ProjectReconciler) gatherPolicies(ctx context.Context, project *convoyv
 		seen[ref.policyKey] = true
 		var policy client.Object
 		switch ref.kind {
-		case kindGracefulShutdownPolicy:
+		case convoyv1.KindGracefulShutdownPolicy:
 			p := &convoyv1.GracefulShutdownPolicy{}
 			policy, policies.GracefulShutdown[ref.name] = p, p
-		case kindLocalityLoadBalancing:
+		case convoyv1.KindLocalityLoadBalancing:
 			p := &convoyv1.LocalityLoadBalancing{}
 			policy, policies.LocalityLoadBalancing[ref.name] = p, p
 		}
@@ -148,11 +148,6 @@ func (r *ProjectReconciler) gatherPolicies(ctx context.Context, project *convoyv
 	}
 	return policies, missing, nil
 }
-
-const (
-	kindGracefulShutdownPolicy = "GracefulShutdownPolicy"
-	kindLocalityLoadBalancing  = "LocalityLoadBalancing"
-)
 
 type policyKey struct{ kind, name string }
 
@@ -172,11 +167,11 @@ func policyRefs(project *convoyv1.Project) []policyRef {
 			refs = append(refs, policyRef{policyKey{kind, ref.Name}, field})
 		}
 	}
-	add(kindGracefulShutdownPolicy, project.Spec.GracefulShutdownPolicy, "spec.gracefulShutdownPolicy")
-	add(kindLocalityLoadBalancing, project.Spec.LocalityLoadBalancing, "spec.localityLoadBalancing")
+	add(convoyv1.KindGracefulShutdownPolicy, project.Spec.GracefulShutdownPolicy, "spec.gracefulShutdownPolicy")
+	add(convoyv1.KindLocalityLoadBalancing, project.Spec.LocalityLoadBalancing, "spec.localityLoadBalancing")
 	for i, w := range project.Spec.Workloads {
-		add(kindGracefulShutdownPolicy, w.GracefulShutdownPolicy, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i))
-		add(kindLocalityLoadBalancing, w.LocalityLoadBalancing, fmt.Sprintf("spec.workloads[%d].localityLoadBalancing", i))
+		add(convoyv1.KindGracefulShutdownPolicy, w.GracefulShutdownPolicy, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i))
+		add(convoyv1.KindLocalityLoadBalancing, w.LocalityLoadBalancing, fmt.Sprintf("spec.workloads[%d].localityLoadBalancing", i))
 	}
 	return refs
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -90,10 +91,12 @@ func zoneCounts(zones []string, counts map[string]int32) ([]convoyv1.ZonePods, *
 		return nil, nil
 	}
 	out := make([]convoyv1.ZonePods, 0, len(all))
+	lo, hi := int32(math.MaxInt32), int32(0)
 	for _, z := range slices.Sorted(maps.Keys(all)) {
-		out = append(out, convoyv1.ZonePods{Zone: z, Pods: all[z]})
+		n := all[z]
+		out = append(out, convoyv1.ZonePods{Zone: z, Pods: n})
+		lo, hi = min(lo, n), max(hi, n)
 	}
-	lo, hi := slices.Min(slices.Collect(maps.Values(all))), slices.Max(slices.Collect(maps.Values(all)))
 	skew := hi - lo
 	return out, &skew
 }

@@ -71,6 +71,12 @@ const (
 	ReasonSkewExceeded      = "SkewExceedsMaxSkew"
 )
 
+// Policy kinds, as Projects reference them and as status.appliedPolicies names them.
+const (
+	KindGracefulShutdownPolicy = "GracefulShutdownPolicy"
+	KindLocalityLoadBalancing  = "LocalityLoadBalancing"
+)
+
 // Well-known topology labels.
 const (
 	ZoneLabel   = "topology.kubernetes.io/zone"

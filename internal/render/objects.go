@@ -116,7 +116,7 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 			if err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage); err != nil {
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
 			}
-			record("GracefulShutdownPolicy", policy)
+			record(convoyv1.KindGracefulShutdownPolicy, policy)
 			pool = policy.Spec.ConnectionPool
 		}
 		var locality *convoyv1.LocalityLoadBalancing
@@ -124,7 +124,7 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 			if locality = policies.LocalityLoadBalancing[ref.Name]; locality == nil {
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): LocalityLoadBalancing %q not found", i, w.Name, ref.Name)
 			}
-			record("LocalityLoadBalancing", locality)
+			record(convoyv1.KindLocalityLoadBalancing, locality)
 			if warning := applyZoneSpread(&d.Spec.Template.Spec, SelectorLabels(project, w.Name), locality.Spec.ZoneSpread, len(cluster.Spec.Zones)); warning != "" {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("LocalityLoadBalancing %s on workload %s: %s", locality.Name, w.Name, warning))
 			}
