@@ -4,29 +4,58 @@
 # kubelets of fake nodes labelled with regions and zones. No Docker: kwokctl's binary runtime
 # runs the processes directly; every binary is built from the Go module proxy and cached.
 #
-#   hack/fleet.sh up       start (or resume) the fleet and convoy, apply the samples, wait
-#   hack/fleet.sh down     stop everything started here and remove its state
-#   hack/fleet.sh summary  print the per-cluster summary again
+#   hack/fleet.sh up               start (or resume) the fleet and convoy, apply the samples, wait
+#   hack/fleet.sh down             stop everything started here and remove its state
+#   hack/fleet.sh summary          print the per-cluster summary again
+#   hack/fleet.sh manager-restart  rebuild convoy from the working tree and restart only it
 #
-# Everything lives under $FLEET_DIR (default .fleet in the repository): kwok's own workdir
-# (KWOK_WORKDIR, private to this fleet), kubeconfigs, the manager's log and pid.
+# Parameters (environment):
+#   FLEET_DIR               state directory (default .fleet in the repository): kwok's own
+#                           workdir (KWOK_WORKDIR, private to this fleet), kubeconfigs, the
+#                           manager's log and pid. Fleets in different directories coexist.
+#   FLEET_SERVICE_CLUSTERS  N >= 1: service clusters svc-1..svc-N instead of seoul-1, seoul-2
+#                           and tokyo-1 (regions in turn, 3 zones, 6 nodes, Istio CRDs, env=prod)
+#   FLEET_SAMPLES           0: do not apply config/samples nor wait for the sample Project
+#   FLEET_MANAGER_FLAGS     extra flags for the convoy manager, after the defaults (so they
+#                           override them); remembered in $FLEET_DIR/manager.flags for later
+#                           `up` and `manager-restart` runs that do not set it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FLEET_DIR="${FLEET_DIR:-$PWD/.fleet}"
+case "$FLEET_DIR" in /*) ;; *) FLEET_DIR="$PWD/$FLEET_DIR" ;; esac
 export KWOK_WORKDIR="$FLEET_DIR/kwok"
 KUBECONFIGS="$FLEET_DIR/kubeconfig"
 MARKER=.convoy-fleet
 MANAGER=manager
-# name region zones istio
-SERVICE_CLUSTERS=(
-  "seoul-1 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio"
-  "seoul-2 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio"
-  "tokyo-1 ap-northeast-1 ap-northeast-1a,ap-northeast-1c,ap-northeast-1d no-istio"
-)
+FLEET_SAMPLES="${FLEET_SAMPLES:-1}"
+# name region zones istio labels
+if [ -z "${FLEET_SERVICE_CLUSTERS:-}" ]; then
+  SERVICE_CLUSTERS=(
+    "seoul-1 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod,stage=canary"
+    "seoul-2 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod"
+    "tokyo-1 ap-northeast-1 ap-northeast-1a,ap-northeast-1c,ap-northeast-1d no-istio env=prod"
+  )
+else
+  if ! [[ "$FLEET_SERVICE_CLUSTERS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "FLEET_SERVICE_CLUSTERS must be a number >= 1, not '$FLEET_SERVICE_CLUSTERS'" >&2
+    exit 2
+  fi
+  REGIONS=(
+    "ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c"
+    "ap-northeast-1 ap-northeast-1a,ap-northeast-1c,ap-northeast-1d"
+    "us-east-1 us-east-1a,us-east-1b,us-east-1c"
+  )
+  SERVICE_CLUSTERS=()
+  for ((i = 1; i <= FLEET_SERVICE_CLUSTERS; i++)); do
+    SERVICE_CLUSTERS+=("svc-$i ${REGIONS[(i - 1) % ${#REGIONS[@]}]} istio env=prod")
+  done
+fi
 # Faster than the production defaults so that outages show within seconds.
 MANAGER_FLAGS=(--metrics-bind-address=0 --health-probe-bind-address=0
   --cluster-probe-interval=3s --cluster-failure-threshold=2 --resync-period=1m)
+# Fleets register here so that each one picks kwokctl ports no other fleet has recorded.
+FLEETS_REGISTRY="${XDG_CACHE_HOME:-$HOME/.cache}/convoy/fleets"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 info() { printf '    %s\n' "$*" >&2; }
@@ -43,8 +72,78 @@ binaries() {
 
 kc() { local cluster="$1"; shift; "$KUBECTL" --kubeconfig "$KUBECONFIGS/$cluster.yaml" "$@"; }
 
+# kwokctl starts etcd, kube-apiserver and friends as detached processes: they must not inherit
+# the fleet lock (fd 9), or it would stay held after this script exits.
+kwokctl() { "$KWOKCTL" "$@" 9>&-; }
+
 # grep without -q reads all input: with pipefail, -q could fail the pipeline through SIGPIPE.
-cluster_exists() { "$KWOKCTL" get clusters 2>/dev/null | grep -x "$1" >/dev/null; }
+cluster_exists() { kwokctl get clusters 2>/dev/null | grep -x "$1" >/dev/null; }
+
+# One hack/fleet.sh at a time per fleet.
+lock_fleet() {
+  exec 9>"$FLEET_DIR/.lock"
+  flock -n 9 || {
+    echo "another hack/fleet.sh is working on the fleet in $FLEET_DIR; wait for it to finish" >&2
+    exit 1
+  }
+}
+
+# Ports. kwokctl picks free ports by scanning down from 32767 and skips only the ports of the
+# clusters in its own KWOK_WORKDIR: a fleet being created would take the ports of a cluster of
+# another fleet while that cluster is stopped (an outage test), and two fleets created at once
+# could pick the same ports. So every fleet registers under $FLEETS_REGISTRY, and picks its
+# ports itself under a machine-wide lock, skipping every port that any registered fleet has
+# recorded and every port something listens on.
+fleet_key() { printf '%s' "$FLEET_DIR" | cksum | cut -d' ' -f1; }
+
+register_fleet() {
+  mkdir -p "$FLEETS_REGISTRY"
+  echo "$FLEET_DIR" >"$FLEETS_REGISTRY/$(fleet_key)"
+}
+
+unregister_fleet() { rm -f "$FLEETS_REGISTRY/$(fleet_key)"; }
+
+recorded_ports() {
+  local entry dir
+  for entry in "$FLEETS_REGISTRY"/*; do
+    [ -f "$entry" ] || continue
+    dir="$(cat "$entry")"
+    [ -d "$dir" ] || continue
+    cat "$dir"/ports/* 2>/dev/null | grep -x '[0-9]*' || true
+    cat "$dir"/kwok/clusters/*/kwok.yaml 2>/dev/null | sed -n 's/^ *[A-Za-z]*Port: *\([0-9][0-9]*\) *$/\1/p'
+  done
+}
+
+listening_ports() { ss -Hltn | awk '{print $4}' | sed 's/.*://'; }
+
+# Writes six free ports to $FLEET_DIR/ports/<cluster> and a kwokctl configuration using them.
+reserve_ports() {
+  local name="$1"
+  mkdir -p "$FLEET_DIR/ports" "$FLEETS_REGISTRY"
+  (
+    flock 8
+    used=" $({ recorded_ports; listening_ports; } | sort -u | tr '\n' ' ') "
+    picked=()
+    for ((port = 29999; port > 20000 && ${#picked[@]} < 6; port--)); do
+      [[ "$used" == *" $port "* ]] || picked+=("$port")
+    done
+    [ ${#picked[@]} = 6 ] || { echo "no six free ports between 20000 and 29999" >&2; exit 1; }
+    printf '%s\n' "${picked[@]}" >"$FLEET_DIR/ports/$name"
+  ) 8>"$FLEETS_REGISTRY/.lock"
+  local p
+  mapfile -t p <"$FLEET_DIR/ports/$name"
+  cat >"$FLEET_DIR/ports/$name.kwokctl.yaml" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  kubeApiserverPort: ${p[0]}
+  etcdPort: ${p[1]}
+  etcdPeerPort: ${p[2]}
+  kwokControllerPort: ${p[3]}
+  kubeControllerManagerPort: ${p[4]}
+  kubeSchedulerPort: ${p[5]}
+EOF
+}
 
 # kwokctl gives kwok-controller 200 s node leases: after `kwokctl start cluster` the new
 # controller leaves pods alone until the old leases expire, so deletions hang for minutes.
@@ -53,10 +152,12 @@ start_cluster() {
   local name="$1"
   if cluster_exists "$name"; then
     info "$name: exists, starting it (a no-op when it runs)"
-    "$KWOKCTL" start cluster --name "$name" >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1
+    kwokctl start cluster --name "$name" >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1
   else
     info "$name: creating"
-    "$KWOKCTL" create cluster --name "$name" --runtime binary \
+    reserve_ports "$name"
+    kwokctl create cluster --name "$name" --runtime binary \
+      --config "$FLEET_DIR/ports/$name.kwokctl.yaml" \
       --kubeconfig "$FLEET_DIR/kwok-kubeconfig.yaml" \
       --kube-apiserver-binary "$BIN/kube-apiserver" --etcd-binary "$BIN/etcd" \
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
@@ -65,7 +166,7 @@ start_cluster() {
       --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 || {
       tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2
       # A half-created cluster would be "resumed" by the next run; remove it instead.
-      "$KWOKCTL" delete cluster --name "$name" >/dev/null 2>&1 || true
+      kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
       return 1
     }
   fi
@@ -102,8 +203,9 @@ EOF
 }
 
 service_cluster_yaml() {
-  local name="$1" region="$2" zones="$3" labels="env: prod"
-  [ "$name" = seoul-1 ] && labels="env: prod, stage: canary"
+  local name="$1" region="$2" zones="$3" labels="$4"
+  labels="${labels//=/: }"
+  labels="${labels//,/, }"
   cat <<EOF
 ---
 apiVersion: convoy.dev/v1alpha1
@@ -118,14 +220,34 @@ spec:
 EOF
 }
 
+# FLEET_MANAGER_FLAGS when set (even to nothing), else what the last run recorded.
+manager_flags() {
+  if [ -n "${FLEET_MANAGER_FLAGS+set}" ]; then
+    printf '%s\n' "$FLEET_MANAGER_FLAGS" >"$FLEET_DIR/manager.flags"
+  fi
+  local extra=() line=""
+  [ -f "$FLEET_DIR/manager.flags" ] && line="$(cat "$FLEET_DIR/manager.flags")"
+  read -r -a extra <<<"$line"
+  MANAGER_FLAGS+=("${extra[@]}")
+}
+
 start_manager() {
-  stop_manager
   step "convoy manager (out of cluster; log: $FLEET_DIR/manager.log)"
-  go build -o "$FLEET_DIR/bin/convoy-manager" .
+  manager_flags
+  # Build before stopping the running manager: a tree that does not compile leaves it running.
+  go build -o "$FLEET_DIR/bin/convoy-manager.new" .
+  stop_manager
+  mv "$FLEET_DIR/bin/convoy-manager.new" "$FLEET_DIR/bin/convoy-manager"
   KUBECONFIG="$KUBECONFIGS/$MANAGER.yaml" setsid nohup "$FLEET_DIR/bin/convoy-manager" "${MANAGER_FLAGS[@]}" \
-    >"$FLEET_DIR/manager.log" 2>&1 </dev/null &
+    >"$FLEET_DIR/manager.log" 2>&1 </dev/null 9>&- &
   echo $! >"$FLEET_DIR/manager.pid"
-  info "pid $(cat "$FLEET_DIR/manager.pid")"
+  info "pid $(cat "$FLEET_DIR/manager.pid"), flags: ${MANAGER_FLAGS[*]}"
+  sleep 2
+  if ! kill -0 "$(cat "$FLEET_DIR/manager.pid")" 2>/dev/null; then
+    tail -n 20 "$FLEET_DIR/manager.log" >&2
+    echo "the convoy manager exited at once; see $FLEET_DIR/manager.log" >&2
+    return 1
+  fi
 }
 
 stop_manager() {
@@ -157,27 +279,67 @@ wait_for_project() {
   done
 }
 
+# The Istio CRDs come from the istio.io/api module that go.mod pins. `go list -m` prints an
+# empty directory for a module that is not in the module cache yet, so download it first.
+istio_crds() {
+  local dir file
+  go mod download istio.io/api >&2 || true
+  dir="$(go list -m -f '{{.Dir}}' istio.io/api 2>/dev/null || true)"
+  file="$dir/kubernetes/customresourcedefinitions.gen.yaml"
+  if [ -z "$dir" ] || [ ! -f "$file" ]; then
+    echo "cannot find the Istio CRDs of istio.io/api (looked for '$file');" \
+      "check that 'go mod download istio.io/api' works here (GOPROXY, network)" >&2
+    return 1
+  fi
+  echo "$file"
+}
+
+# The fleet's shape is fixed when it is created: refuse to resume it with another one.
+check_shape() {
+  local want have
+  want="$(for entry in "${SERVICE_CLUSTERS[@]}"; do echo "$entry"; done)"
+  if [ -f "$FLEET_DIR/service-clusters" ]; then
+    have="$(cat "$FLEET_DIR/service-clusters")"
+    if [ "$have" != "$want" ]; then
+      echo "the fleet in $FLEET_DIR has the service clusters" $(cut -d' ' -f1 <<<"$have") \
+        "but this run asks for" $(cut -d' ' -f1 <<<"$want") "(FLEET_SERVICE_CLUSTERS);" \
+        "remove it first (hack/fleet.sh down, with the same FLEET_DIR) or use another FLEET_DIR" >&2
+      exit 1
+    fi
+  fi
+  echo "$want" >"$FLEET_DIR/service-clusters"
+}
+
 up() {
+  # FLEET_DIR comes from the environment: `down` removes it, so never adopt a directory that
+  # holds something else.
+  if [ -d "$FLEET_DIR" ] && [ ! -f "$FLEET_DIR/$MARKER" ] && [ -n "$(ls -A "$FLEET_DIR")" ]; then
+    echo "$FLEET_DIR exists and was not created by $0 (no $MARKER); choose another FLEET_DIR" >&2
+    exit 1
+  fi
   mkdir -p "$FLEET_DIR/logs" "$KUBECONFIGS"
   touch "$FLEET_DIR/$MARKER"
+  lock_fleet
+  check_shape
+  register_fleet
   binaries
 
   step "Clusters (kwokctl, binary runtime, KWOK_WORKDIR=$KWOK_WORKDIR)"
   start_cluster "$MANAGER"
-  local entry name region zones istio
+  local entry name region zones istio labels
   for entry in "${SERVICE_CLUSTERS[@]}"; do
-    read -r name region zones istio <<<"$entry"
+    read -r name region zones istio labels <<<"$entry"
     start_cluster "$name"
   done
 
   step "Service clusters: fake nodes per zone, Istio CRDs (from the istio.io/api module)"
-  local istio_crds
-  istio_crds="$(go list -m -f '{{.Dir}}' istio.io/api)/kubernetes/customresourcedefinitions.gen.yaml"
+  local crds
+  crds="$(istio_crds)"
   for entry in "${SERVICE_CLUSTERS[@]}"; do
-    read -r name region zones istio <<<"$entry"
+    read -r name region zones istio labels <<<"$entry"
     fake_nodes "$name" "$region" "$zones"
     if [ "$istio" = istio ]; then
-      kc "$name" apply --server-side -f "$istio_crds" >/dev/null
+      kc "$name" apply --server-side -f "$crds" >/dev/null
       info "$name: 6 nodes in ${zones//,/ }; Istio CRDs installed"
     else
       info "$name: 6 nodes in ${zones//,/ }; no Istio (convoy falls back to Service trafficDistribution)"
@@ -189,19 +351,24 @@ up() {
   kc "$MANAGER" wait --for condition=established --timeout=60s crd --all >/dev/null
   kc "$MANAGER" create namespace convoy-system --dry-run=client -o yaml | kc "$MANAGER" apply -f - >/dev/null
   for entry in "${SERVICE_CLUSTERS[@]}"; do
-    read -r name region zones istio <<<"$entry"
+    read -r name region zones istio labels <<<"$entry"
     kc "$MANAGER" create secret generic "$name-kubeconfig" -n convoy-system \
       --from-file=kubeconfig="$KUBECONFIGS/$name.yaml" --dry-run=client -o yaml | kc "$MANAGER" apply -f - >/dev/null
-    service_cluster_yaml "$name" "$region" "$zones"
+    service_cluster_yaml "$name" "$region" "$zones" "$labels"
   done | kc "$MANAGER" apply -f - >/dev/null
 
   start_manager
 
-  step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Project (config/samples)"
-  kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/localityloadbalancing.yaml >/dev/null
-  kc "$MANAGER" apply --server-side -f config/samples/project.yaml >/dev/null
-  wait_for_project default shop
-  summary
+  if [ "$FLEET_SAMPLES" = 0 ]; then
+    step "Samples skipped (FLEET_SAMPLES=0)"
+  else
+    step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Project (config/samples)"
+    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/localityloadbalancing.yaml >/dev/null
+    kc "$MANAGER" apply --server-side -f config/samples/project.yaml >/dev/null
+    wait_for_project default shop
+    summary
+  fi
+  read -r name _ <<<"${SERVICE_CLUSTERS[0]}"
   cat >&2 <<EOF
 
 Explore:
@@ -209,12 +376,22 @@ Explore:
   $FLEET_DIR/bin/kubectl get serviceclusters
   $FLEET_DIR/bin/kubectl get projects -o wide
   $FLEET_DIR/bin/kubectl get project shop -o yaml     # per-cluster status, pods per zone
-  $FLEET_DIR/bin/kubectl --kubeconfig $KUBECONFIGS/seoul-1.yaml get deploy,svc,destinationrules -n shop
+  $FLEET_DIR/bin/kubectl --kubeconfig $KUBECONFIGS/$name.yaml get deploy,svc,destinationrules -n shop
   tail -f $FLEET_DIR/manager.log
-  KWOK_WORKDIR=$KWOK_WORKDIR $FLEET_DIR/bin/kwokctl stop cluster --name tokyo-1   # an outage
+  KWOK_WORKDIR=$KWOK_WORKDIR $FLEET_DIR/bin/kwokctl stop cluster --name $name   # an outage
 
-Stop everything: make demo-down
+Stop everything: FLEET_DIR=$FLEET_DIR hack/fleet.sh down   (make demo-down for the default fleet)
 EOF
+}
+
+# Rebuilds convoy from the working tree and restarts it; the clusters are left alone.
+manager_restart() {
+  if [ ! -f "$FLEET_DIR/$MARKER" ] || [ ! -f "$KUBECONFIGS/$MANAGER.yaml" ]; then
+    echo "no fleet in $FLEET_DIR: start one with hack/fleet.sh up" >&2
+    exit 1
+  fi
+  lock_fleet
+  start_manager
 }
 
 summary() {
@@ -232,14 +409,16 @@ down() {
     echo "$FLEET_DIR was not created by $0 (no $MARKER); not touching it" >&2
     return 1
   fi
+  lock_fleet
   binaries >/dev/null 2>&1
   step "Stopping the convoy manager"
   stop_manager
   step "Deleting the clusters"
   local name failed=0
-  for name in $("$KWOKCTL" get clusters); do
+  mkdir -p "$FLEET_DIR/logs"
+  for name in $(kwokctl get clusters); do
     info "$name"
-    "$KWOKCTL" delete cluster --name "$name" >"$FLEET_DIR/logs/kwokctl-delete-$name.log" 2>&1 || {
+    kwokctl delete cluster --name "$name" >"$FLEET_DIR/logs/kwokctl-delete-$name.log" 2>&1 || {
       failed=1
       tail -n 5 "$FLEET_DIR/logs/kwokctl-delete-$name.log" >&2
     }
@@ -248,6 +427,7 @@ down() {
     echo "some clusters could not be deleted; $FLEET_DIR is kept so that 'make demo-down' can retry" >&2
     return 1
   fi
+  unregister_fleet
   rm -rf "$FLEET_DIR"
   info "removed $FLEET_DIR"
 }
@@ -255,6 +435,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  summary) binaries >/dev/null 2>&1; summary ;;
-  *) echo "usage: $0 up|down|summary" >&2; exit 2 ;;
+  summary) summary ;;
+  manager-restart) manager_restart ;;
+  *) echo "usage: $0 up|down|summary|manager-restart" >&2; exit 2 ;;
 esac
