@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -57,8 +58,13 @@ func connectionPool(p *convoyv1.ConnectionTuning) map[string]any {
 	if p.IdleTimeout != nil {
 		http["idleTimeout"] = protoDuration(p.IdleTimeout.Duration)
 	}
-	if p.MaxRequestsPerConnection != nil {
-		http["maxRequestsPerConnection"] = int64(*p.MaxRequestsPerConnection)
+	// A plain proto3 integer: 0 (unlimited, Envoy's default) is the unset value, which
+	// protobuf's JSON mapping never writes. The API server stores an applied 0 and records
+	// convoy as its owner, but the live DestinationRule is read back through Istio's typed
+	// spec, which drops it, so the owned field would never compare equal and every resync
+	// would re-apply the DestinationRule. Leaving it out means the same to Istio.
+	if n := ptr.Deref(p.MaxRequestsPerConnection, 0); n != 0 {
+		http["maxRequestsPerConnection"] = int64(n)
 	}
 	if len(http) > 0 {
 		out["http"] = http

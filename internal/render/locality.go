@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,6 +20,8 @@ const (
 	defaultConsecutive5xxErrors = 5
 	defaultOutlierInterval      = 10 * time.Second
 	defaultBaseEjectionTime     = 30 * time.Second
+	// convoy's own default (the CRD's), not Istio's 10.
+	defaultMaxEjectionPercent = 100
 )
 
 // localityLbSetting renders trafficPolicy.loadBalancer.localityLbSetting. Without explicit
@@ -74,7 +77,9 @@ func outlierDetection(od *convoyv1.OutlierDetection) map[string]any {
 		"consecutive5xxErrors": int64(ptr.Deref(od.Consecutive5xxErrors, defaultConsecutive5xxErrors)),
 		"interval":             protoDuration(durationOr(od.Interval, defaultOutlierInterval)),
 		"baseEjectionTime":     protoDuration(durationOr(od.BaseEjectionTime, defaultBaseEjectionTime)),
-		"maxEjectionPercent":   int64(od.MaxEjectionPercent),
+		// Admission defaults 0 to 100 and rejects an explicit 0; rendering 0 (a proto3
+		// zero, omitted when read back) would make every resync a write.
+		"maxEjectionPercent": int64(cmp.Or(od.MaxEjectionPercent, defaultMaxEjectionPercent)),
 	}
 	// Plain proto3 integers: 0 is "unset" and the live object omits it, so rendering it would
 	// make convoy rewrite the DestinationRule on every resync.
