@@ -25,6 +25,14 @@ func main() {
 		resyncPeriod            time.Duration
 		clusterProbeInterval    time.Duration
 		clusterFailureThreshold int
+		clusterSuccessThreshold int
+		clusterProbeTimeout     time.Duration
+		clusterConnectTimeout   time.Duration
+		clusterMaxBackoff       time.Duration
+		clusterWorkers          int
+		syncTimeout             time.Duration
+		remoteQPS, kubeAPIQPS   float64
+		remoteBurst, kubeBurst  int
 		remoteRequestTimeout    time.Duration
 		leaderElectionNamespace string
 		drainHelperImage        string
@@ -33,11 +41,21 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election so that only one replica reconciles.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
-	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Projects reconciled in parallel.")
-	flag.DurationVar(&resyncPeriod, "resync-period", 10*time.Minute, "How often every Project is re-checked against its clusters without an event. A resync that finds nothing to change sends no write to service clusters.")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Projects reconciled in parallel (manager-side work only: placement and status).")
+	flag.IntVar(&clusterWorkers, "cluster-workers", 4, "(Project, cluster) pairs synced at once in each service cluster.")
+	flag.DurationVar(&syncTimeout, "sync-timeout", time.Minute, "Upper bound of one sync of a Project in one cluster.")
+	flag.DurationVar(&resyncPeriod, "resync-period", 10*time.Minute, "How often every Project is re-checked in each cluster without an event (jittered by 10%). A resync that finds nothing to change sends no write to service clusters.")
 	flag.DurationVar(&clusterProbeInterval, "cluster-probe-interval", 30*time.Second, "Time between health probes of each service cluster.")
-	flag.IntVar(&clusterFailureThreshold, "cluster-failure-threshold", 3, "Consecutive failed probes before a Ready service cluster is reported unreachable.")
+	flag.DurationVar(&clusterProbeTimeout, "cluster-probe-timeout", 5*time.Second, "A probe that takes longer counts as failed: a cluster that answers too slowly is treated as down.")
+	flag.DurationVar(&clusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Upper bound for connecting to a service cluster, cache sync included.")
+	flag.DurationVar(&clusterMaxBackoff, "cluster-max-backoff", time.Minute, "Upper bound of the exponential backoff between attempts to reach a cluster that is down.")
+	flag.IntVar(&clusterFailureThreshold, "cluster-failure-threshold", 3, "Consecutive failed probes before a Ready service cluster is reported unreachable and its circuit breaker opens.")
+	flag.IntVar(&clusterSuccessThreshold, "cluster-success-threshold", 2, "Consecutive successful probes before a cluster that was down is used again.")
 	flag.DurationVar(&remoteRequestTimeout, "remote-request-timeout", 15*time.Second, "Timeout of each request to a service cluster.")
+	flag.Float64Var(&remoteQPS, "remote-qps", 50, "Client-side request rate limit per service cluster.")
+	flag.IntVar(&remoteBurst, "remote-burst", 100, "Client-side request burst per service cluster.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Client-side request rate limit towards the manager cluster.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Client-side request burst towards the manager cluster.")
 	flag.StringVar(&drainHelperImage, "drain-helper-image", "ghcr.io/convoy-dev/convoy-drain:v0.1.0", "Image of convoy-drain, injected for PreStop hooks that need it (a GracefulShutdownPolicy's spec.helperImage wins).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -49,7 +67,9 @@ func main() {
 	setupLog := ctrl.Log.WithName("setup")
 
 	scheme := convoyscheme.New()
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restCfg := ctrl.GetConfigOrDie()
+	restCfg.QPS, restCfg.Burst = float32(kubeAPIQPS), kubeBurst
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
@@ -64,14 +84,24 @@ func main() {
 		os.Exit(1)
 	}
 
-	fleet := remote.NewFleet(remote.Options{Scheme: scheme, RequestTimeout: remoteRequestTimeout})
+	fleet := remote.NewFleet(remote.Options{
+		Scheme:         scheme,
+		ConnectTimeout: clusterConnectTimeout,
+		RequestTimeout: remoteRequestTimeout,
+		ProbeTimeout:   clusterProbeTimeout,
+		ProbeInterval:  clusterProbeInterval,
+		MaxBackoff:     clusterMaxBackoff,
+		Thresholds:     remote.Thresholds{Failures: int32(clusterFailureThreshold), Successes: int32(clusterSuccessThreshold)},
+		QPS:            float32(remoteQPS),
+		Burst:          remoteBurst,
+	})
 	defer fleet.Stop()
 	if err := controllers.Setup(mgr, controllers.Config{
 		Fleet:                   fleet,
 		MaxConcurrentReconciles: maxConcurrentReconciles,
 		ResyncPeriod:            resyncPeriod,
-		ClusterProbeInterval:    clusterProbeInterval,
-		ClusterFailureThreshold: int32(clusterFailureThreshold),
+		ClusterWorkers:          clusterWorkers,
+		SyncTimeout:             syncTimeout,
 		DrainHelperImage:        drainHelperImage,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -43,4 +44,40 @@ func patchStatus[T client.Object](ctx context.Context, c client.Client, key clie
 		return nil
 	}
 	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
+}
+
+// markReady sets Ready=True and clears Reconciling and Stalled.
+func markReady(conds *[]metav1.Condition, generation int64, reason, message string) {
+	setKstatus(conds, generation, metav1.ConditionTrue, false, false, reason, message)
+}
+
+// markReconciling sets Ready=False with Reconciling: convoy is working towards Ready.
+func markReconciling(conds *[]metav1.Condition, generation int64, reason, message string) {
+	setKstatus(conds, generation, metav1.ConditionFalse, true, false, reason, message)
+}
+
+// markStalled sets Ready=False with Stalled: only a person can make progress.
+func markStalled(conds *[]metav1.Condition, generation int64, reason, message string) {
+	setKstatus(conds, generation, metav1.ConditionFalse, false, true, reason, message)
+}
+
+// addFinalizer adds convoy's finalizer with a patch that touches nothing else: a full Update
+// would make convoy own defaulted fields of the user's spec, which GitOps tools show as a diff.
+func addFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	if controllerutil.ContainsFinalizer(obj, convoyv1.CleanupFinalizer) {
+		return nil
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(obj, convoyv1.CleanupFinalizer)
+	return c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}
+
+// removeFinalizer releases an object, again touching only its finalizers.
+func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	if !controllerutil.ContainsFinalizer(obj, convoyv1.CleanupFinalizer) {
+		return nil
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, convoyv1.CleanupFinalizer)
+	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
 }

@@ -19,9 +19,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/engine"
 )
 
 var _ = Describe("Project", func() {
@@ -353,10 +353,12 @@ var _ = Describe("Project", func() {
 				return c.List(ctx, list, opts...)
 			},
 		})
-		r := &controllers.ProjectReconciler{Client: failing, Fleet: fleet, ResyncPeriod: time.Minute}
+		sync := controllers.PairSyncer(failing, fleet)
 		writesA, writesB := writes.Get("svc-a"), writes.Get("svc-b")
-		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(project)})
-		Expect(err).To(MatchError(ContainSubstring("listing ServiceClusters")))
+		for _, c := range []string{"svc-a", "svc-b"} {
+			_, err = sync(ctx, engine.Pair{Project: client.ObjectKeyFromObject(project), Cluster: c})
+			Expect(err).To(MatchError(ContainSubstring("listing ServiceClusters")))
+		}
 		Expect(writes.Get("svc-a")).To(Equal(writesA))
 		Expect(writes.Get("svc-b")).To(Equal(writesB))
 		for _, sc := range []*serviceCluster{svcA, svcB} {

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,12 +18,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/render"
 )
 
-// SetupWithManager registers the controller and its triggers: the Project itself, ServiceCluster
-// changes that can alter placement or reachability, (re)connections to a service cluster, and
-// changes of convoy-owned objects in any service cluster (drift, deletion, Deployment status).
-func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+// SetupWithManager registers the controller and its triggers: the Project itself, the policies
+// it references, changes of the ServiceClusters it targets or still holds objects in, and
+// results of its (Project, cluster) pairs. Remote object events go to the pairs, not here.
+func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options, results <-chan event.GenericEvent, batch time.Duration) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, policyIndex,
 		func(o client.Object) []string {
 			var keys []string
@@ -32,17 +35,20 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		}); err != nil {
 		return err
 	}
+	// Results of several pairs of one Project coalesce into one status patch.
+	batched := handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}, batch)
+	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("project").
 		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.allProjects),
+		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.projectsForCluster),
 			builder.WithPredicates(clusterChangedPredicate())).
 		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesRawSource(source.Channel(r.Fleet.Events(), &handler.EnqueueRequestForObject{})).
-		WatchesRawSource(source.Channel(r.Fleet.Connected(), handler.EnqueueRequestsFromMapFunc(r.allProjects))).
+		WatchesRawSource(source.Channel(results, batched)).
 		WithOptions(opts).
 		Complete(r)
 }
@@ -63,12 +69,31 @@ func (r *ProjectReconciler) projectsUsing(kind string) handler.MapFunc {
 	}
 }
 
-func (r *ProjectReconciler) allProjects(ctx context.Context, _ client.Object) []reconcile.Request {
+// projectsForCluster maps a ServiceCluster change to the Projects it concerns: those that
+// target the cluster, still report it (so a cluster they stop targeting is cleaned), or are
+// being deleted. Other Projects are not woken.
+func (r *ProjectReconciler) projectsForCluster(ctx context.Context, obj client.Object) []reconcile.Request {
+	sc, ok := obj.(*convoyv1.ServiceCluster)
+	if !ok {
+		return nil
+	}
 	var list convoyv1.ProjectList
 	if err := r.List(ctx, &list); err != nil {
 		return nil
 	}
-	return requestsFor(list.Items)
+	return requestsFor(projectsAffectedBy(sc, list.Items))
+}
+
+// projectsAffectedBy filters projects down to those a change of sc concerns.
+func projectsAffectedBy(sc *convoyv1.ServiceCluster, projects []convoyv1.Project) []convoyv1.Project {
+	var out []convoyv1.Project
+	for _, p := range projects {
+		selected, err := render.Matches(p.Spec.Placement, sc)
+		if selected || err != nil || !p.DeletionTimestamp.IsZero() || previous(&p, sc.Name).Name != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func requestsFor(projects []convoyv1.Project) []reconcile.Request {

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
@@ -18,11 +19,9 @@ import (
 // secretRefIndex indexes ServiceClusters by "namespace/name" of their kubeconfig Secret.
 const secretRefIndex = "spec.kubeconfigSecretRef"
 
-// clusterIDIndex indexes ServiceClusters by the discovered identity of the cluster they reach.
-const clusterIDIndex = "status.clusterID"
-
 // SetupWithManager registers the controller. Secrets are watched as metadata only: convoy
-// never caches Secret contents of the manager cluster, it reads the one it needs.
+// never caches Secret contents of the manager cluster, it reads the one it needs. Each probe
+// and health change of a cluster's supervisor arrives through Fleet.Changes.
 func (r *ServiceClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.ServiceCluster{}, secretRefIndex,
 		func(o client.Object) []string {
@@ -31,19 +30,11 @@ func (r *ServiceClusterReconciler) SetupWithManager(mgr ctrl.Manager, opts contr
 		}); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.ServiceCluster{}, clusterIDIndex,
-		func(o client.Object) []string {
-			if id := o.(*convoyv1.ServiceCluster).Status.ClusterID; id != "" {
-				return []string{id}
-			}
-			return nil
-		}); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("servicecluster").
 		For(&convoyv1.ServiceCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersForSecret), builder.OnlyMetadata).
+		WatchesRawSource(source.Channel(r.Fleet.Changes(), &handler.EnqueueRequestForObject{})).
 		WithOptions(opts).
 		Complete(r)
 }

@@ -3,9 +3,14 @@ package controllers
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/convoy-dev/convoy/internal/engine"
 	"github.com/convoy-dev/convoy/internal/remote"
 )
 
@@ -13,22 +18,55 @@ import (
 type Config struct {
 	Fleet                   *remote.Fleet
 	MaxConcurrentReconciles int
-	ResyncPeriod            time.Duration
-	ClusterProbeInterval    time.Duration
-	ClusterFailureThreshold int32
+	// ResyncPeriod re-checks every (Project, cluster) pair without events; in steady state a
+	// resync reads only caches and sends nothing to service clusters.
+	ResyncPeriod time.Duration
+	// ClusterWorkers is the number of pairs synced at once in each cluster.
+	ClusterWorkers int
+	// SyncTimeout bounds one sync of a pair.
+	SyncTimeout time.Duration
+	// BatchDelay coalesces events: remote events of one pair, and results of one Project.
+	BatchDelay time.Duration
+	// NamespaceRecheck is how often a cleanup that waits for a person to empty a namespace
+	// looks again.
+	NamespaceRecheck time.Duration
 	// DrainHelperImage is the convoy-drain image for PreStop hooks that need it.
 	DrainHelperImage string
 }
 
-// Setup registers every convoy controller with the manager.
+// Setup registers every convoy controller and the per-cluster work queues with the manager.
 func Setup(mgr ctrl.Manager, cfg Config) error {
+	if cfg.BatchDelay == 0 {
+		cfg.BatchDelay = 200 * time.Millisecond
+	}
+	if cfg.NamespaceRecheck == 0 {
+		cfg.NamespaceRecheck = 30 * time.Second
+	}
 	opts := controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles}
+	in := inputs{Client: mgr.GetClient(), DrainHelperImage: cfg.DrainHelperImage}
+	state := newPairState()
+	results := make(chan event.GenericEvent, 4096)
+	worker := &clusterSync{
+		inputs: in, fleet: cfg.Fleet, state: state, resync: cfg.ResyncPeriod, namespaceRecheck: cfg.NamespaceRecheck,
+		wake: func(project types.NamespacedName) {
+			results <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: project.Namespace, Name: project.Name}}}
+		},
+	}
+	queues := engine.New(engine.Options{Workers: cfg.ClusterWorkers, Timeout: cfg.SyncTimeout}, worker.Sync)
+	if err := mgr.Add(queues); err != nil {
+		return err
+	}
+	// Every change of a convoy-owned remote object re-checks its pair, after a short batch
+	// period so that the echo of convoy's own writes costs one sync, not one per object.
+	cfg.Fleet.OnObjectChange(func(cluster string, project types.NamespacedName) {
+		queues.AddAfter(engine.Pair{Project: project, Cluster: cluster}, cfg.BatchDelay)
+	})
 	if err := (&ServiceClusterReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Fleet:            cfg.Fleet,
-		ProbeInterval:    cfg.ClusterProbeInterval,
-		FailureThreshold: cfg.ClusterFailureThreshold,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Fleet:           cfg.Fleet,
+		Queues:          queues,
+		DeletionRecheck: 5 * time.Second,
 	}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
@@ -39,9 +77,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	return (&ProjectReconciler{
-		Client:           mgr.GetClient(),
-		Fleet:            cfg.Fleet,
-		ResyncPeriod:     cfg.ResyncPeriod,
-		DrainHelperImage: cfg.DrainHelperImage,
-	}).SetupWithManager(mgr, opts)
+		inputs:       in,
+		Queues:       queues,
+		state:        state,
+		ResyncPeriod: cfg.ResyncPeriod,
+	}).SetupWithManager(mgr, opts, results, cfg.BatchDelay)
 }

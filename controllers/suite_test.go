@@ -194,10 +194,14 @@ var _ = BeforeSuite(func() {
 	svcB = startServiceCluster("svc-b")
 
 	fleet = remote.NewFleet(remote.Options{
-		Scheme:           scheme,
-		CacheSyncTimeout: 10 * time.Second,
-		RequestTimeout:   5 * time.Second,
-		WrapTransport:    writes.wrap,
+		Scheme:         scheme,
+		ConnectTimeout: 10 * time.Second,
+		RequestTimeout: 5 * time.Second,
+		ProbeTimeout:   2 * time.Second,
+		ProbeInterval:  time.Second,
+		MaxBackoff:     2 * time.Second,
+		Thresholds:     remote.Thresholds{Failures: 2, Successes: 2},
+		WrapTransport:  writes.wrap,
 	})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
@@ -208,8 +212,8 @@ var _ = BeforeSuite(func() {
 		Fleet:                   fleet,
 		MaxConcurrentReconciles: 2,
 		ResyncPeriod:            resyncPeriod,
-		ClusterProbeInterval:    time.Second,
-		ClusterFailureThreshold: 2,
+		ClusterWorkers:          2,
+		SyncTimeout:             20 * time.Second,
 		DrainHelperImage:        "ghcr.io/convoy-dev/convoy-drain:test",
 	})).To(Succeed())
 	managerDone := make(chan struct{})

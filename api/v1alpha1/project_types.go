@@ -255,8 +255,14 @@ type ProjectClusterStatus struct {
 	// synced is true when every object convoy wants in the cluster is applied.
 	Synced bool `json:"synced"`
 
-	// reason is a stable UpperCamelCase word: Synced, Progressing, Conflict, Unreachable,
-	// ClusterNotReady, Connecting, ClusterNotFound, ApplyFailed, CleanupPending.
+	// observedGeneration is the Project generation this cluster's entry describes. Each
+	// cluster is synced on its own: while a newer generation waits for this cluster, the
+	// entry says Pending.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// reason is a stable UpperCamelCase word: Synced, Progressing, Pending, Conflict,
+	// Unreachable, ClusterNotReady, Connecting, ClusterNotFound, ApplyFailed, CleanupPending.
 	Reason string `json:"reason"`
 
 	// message says what happened and, on failure, what to do.

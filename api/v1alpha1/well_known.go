@@ -23,6 +23,11 @@ const (
 
 	// DefaultKubeconfigKey is the Secret key read when a ServiceCluster does not name one.
 	DefaultKubeconfigKey = "kubeconfig"
+
+	// AcceptClusterIDAnnotation on a ServiceCluster accepts a new cluster identity (the
+	// kube-system UID its kubeconfig now reaches) after the cluster was rebuilt or moved.
+	// Without it, convoy refuses a kubeconfig that reaches another cluster than before.
+	AcceptClusterIDAnnotation = "convoy.dev/accept-cluster-id"
 )
 
 // Condition types. Ready, Reconciling and Stalled follow kstatus; the rest add detail.
@@ -43,9 +48,11 @@ const (
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonDeleting          = "Deleting"
 	ReasonDuplicateCluster  = "DuplicateCluster"
+	ReasonIdentityChanged   = "ClusterIdentityChanged"
 
 	// Project and per-cluster reasons.
 	ReasonSynced             = "Synced"
+	ReasonPending            = "Pending"
 	ReasonProgressing        = "Progressing"
 	ReasonApplyFailed        = "ApplyFailed"
 	ReasonConflict           = "Conflict"

@@ -10,352 +10,305 @@ import (
 	"sync"
 	"time"
 
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
 
-// ErrNotConnected is returned for a ServiceCluster that has no live connection. Do not retry
-// in a loop: a reconnect re-enqueues everything that depends on the cluster.
+// ErrNotConnected is returned for a ServiceCluster whose circuit breaker is open or that has
+// no verified connection yet. Do not retry in a loop: a change of the cluster's health is
+// delivered on Fleet.Changes, and a new connection's caches announce every object they hold.
 var ErrNotConnected = errors.New("service cluster is not connected")
-
-// watchedTypes are the remote kinds convoy writes and therefore caches and watches. The
-// DestinationRule is watched in the version the cluster serves, if any.
-func watchedTypes(destinationRuleVersion string) []client.Object {
-	types := []client.Object{&corev1.Namespace{}, &appsv1.Deployment{}, &corev1.Service{}}
-	switch destinationRuleVersion {
-	case "v1":
-		types = append(types, &networkingv1.DestinationRule{})
-	case "v1beta1":
-		types = append(types, &networkingv1beta1.DestinationRule{})
-	}
-	return types
-}
 
 // Options configure a Fleet.
 type Options struct {
 	// Scheme knows every type convoy reads or writes remotely.
 	Scheme *runtime.Scheme
-	// CacheSyncTimeout bounds how long Connect waits for the remote caches to fill.
-	CacheSyncTimeout time.Duration
+	// ConnectTimeout bounds building a connection, its cache sync included.
+	ConnectTimeout time.Duration
 	// RequestTimeout bounds every request to a service cluster.
 	RequestTimeout time.Duration
+	// ProbeTimeout bounds a health probe: a cluster that answers more slowly counts as failing.
+	ProbeTimeout time.Duration
+	// ProbeInterval is the time between health probes of a connected cluster.
+	ProbeInterval time.Duration
+	// MaxBackoff caps the exponential backoff between attempts to reach a cluster that is down.
+	MaxBackoff time.Duration
+	// Thresholds are the breaker's hysteresis.
+	Thresholds Thresholds
+	// QPS and Burst limit each cluster's client.
+	QPS   float32
+	Burst int
 	// WrapTransport, when set, wraps the HTTP transport of each cluster's REST config. Tests use
 	// it to count requests.
 	WrapTransport func(cluster string, rt http.RoundTripper) http.RoundTripper
+	// OnObjectChange is called for every change of a convoy-owned object in a cluster, with the
+	// owning Project. It runs on an informer goroutine and must not block.
+	OnObjectChange func(cluster string, project types.NamespacedName)
+	// Clock drives probes and backoff; tests use a fake one.
+	Clock clock.WithTicker
 }
 
-// Fleet holds one Connection per ServiceCluster.
+func (o *Options) defaults() {
+	setDefault := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setDefault(&o.ConnectTimeout, 30*time.Second)
+	setDefault(&o.RequestTimeout, 15*time.Second)
+	setDefault(&o.ProbeTimeout, 5*time.Second)
+	setDefault(&o.ProbeInterval, 30*time.Second)
+	setDefault(&o.MaxBackoff, time.Minute)
+	if o.Thresholds.Failures < 1 {
+		o.Thresholds.Failures = 3
+	}
+	if o.Thresholds.Successes < 1 {
+		o.Thresholds.Successes = 2
+	}
+	if o.QPS == 0 {
+		o.QPS, o.Burst = 50, 100
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+}
+
+// Registration is what the ServiceCluster says about how to reach its cluster.
+type Registration struct {
+	Kubeconfig []byte
+	// RecordedID is the kube-system UID of the cluster this ServiceCluster reached before
+	// (its status.clusterID); empty for a new registration. A kubeconfig that reaches another
+	// cluster is refused: convoy's objects would stay behind in the old cluster, and the new
+	// one would get objects meant for the old one (or for another registration).
+	RecordedID string
+	// AcceptID is a kube-system UID a person has accepted as the registration's new cluster.
+	AcceptID string
+}
+
+// Fleet is the connection manager: one supervisor per ServiceCluster connects off the
+// reconcile path, probes, and opens or closes the cluster's circuit breaker. Callers only
+// ever get a connection whose identity was verified and whose breaker is closed; otherwise
+// they fail in microseconds with ErrNotConnected.
 type Fleet struct {
 	opts          Options
 	typeConverter managedfields.TypeConverter
-	events        chan event.GenericEvent
-	connected     chan event.GenericEvent
+	changes       chan event.GenericEvent
+	// dial builds a link to a cluster; tests replace it.
+	dial func(ctx context.Context, name string, cfg *rest.Config) (link, error)
 
-	mu    sync.RWMutex
-	conns map[string]*Connection
+	mu          sync.RWMutex
+	supervisors map[string]*supervisor
+	health      map[string]Health
+	conns       map[string]link
 	// claims maps a cluster identity (kube-system UID) to the ServiceCluster using it.
 	claims map[string]string
 }
 
-// NewFleet returns an empty Fleet.
-func NewFleet(opts Options) *Fleet {
-	if opts.CacheSyncTimeout == 0 {
-		opts.CacheSyncTimeout = 30 * time.Second
-	}
-	if opts.RequestTimeout == 0 {
-		opts.RequestTimeout = 15 * time.Second
-	}
-	return &Fleet{
-		opts:          opts,
-		typeConverter: applyconfigurations.NewTypeConverter(opts.Scheme),
-		events:        make(chan event.GenericEvent, 1024),
-		connected:     make(chan event.GenericEvent, 64),
-		conns:         map[string]*Connection{},
-		claims:        map[string]string{},
-	}
+// link is what a supervisor needs of a connection.
+type link interface {
+	Probe(ctx context.Context) (ProbeResult, error)
+	DestinationRuleVersion() string
+	setIdentity(ProbeResult)
+	stop()
 }
 
-// Events delivers one event per change of a convoy-owned object in any service cluster. The
-// event's object carries the namespace and name of the owning Project in the manager cluster.
-func (f *Fleet) Events() <-chan event.GenericEvent { return f.events }
+func (c *Connection) setIdentity(p ProbeResult) { c.identity = p }
 
-// Connected delivers one event, named after the ServiceCluster, each time a connection to a
-// cluster is (re)established. Projects waiting for that cluster re-enter through it.
-func (f *Fleet) Connected() <-chan event.GenericEvent { return f.connected }
+// NewFleet returns an empty Fleet.
+func NewFleet(opts Options) *Fleet {
+	opts.defaults()
+	f := &Fleet{
+		opts:          opts,
+		typeConverter: applyconfigurations.NewTypeConverter(opts.Scheme),
+		changes:       make(chan event.GenericEvent, 1024),
+		supervisors:   map[string]*supervisor{},
+		health:        map[string]Health{},
+		conns:         map[string]link{},
+		claims:        map[string]string{},
+	}
+	f.dial = func(ctx context.Context, name string, cfg *rest.Config) (link, error) {
+		return dial(ctx, name, cfg, f.opts, f.typeConverter, func(project types.NamespacedName) {
+			if f.opts.OnObjectChange != nil {
+				f.opts.OnObjectChange(name, project)
+			}
+		})
+	}
+	return f
+}
 
-// Get returns the live connection to a cluster, or ErrNotConnected.
+// OnObjectChange sets the function called for every change of a convoy-owned object in any
+// cluster, with the owning Project. It runs on informer goroutines and must not block. Set
+// it before the first Register.
+func (f *Fleet) OnObjectChange(fn func(cluster string, project types.NamespacedName)) {
+	f.opts.OnObjectChange = fn
+}
+
+// Changes delivers an event, named after the ServiceCluster, after each probe or change of a
+// cluster's health.
+func (f *Fleet) Changes() <-chan event.GenericEvent { return f.changes }
+
+// Get returns the cluster's connection while its breaker is closed, or ErrNotConnected.
 func (f *Fleet) Get(name string) (*Connection, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if c, ok := f.conns[name]; ok {
+	l, h := f.published(name)
+	if c, ok := l.(*Connection); ok {
 		return c, nil
+	}
+	if h.Message != "" {
+		return nil, fmt.Errorf("%w: %s: %s", ErrNotConnected, name, h.Message)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotConnected, name)
 }
 
-// Connect makes sure a connection built from this kubeconfig exists. It is cheap when the
-// kubeconfig did not change; a changed kubeconfig (credential rotation) replaces the
-// connection. It returns ErrInvalidKubeconfig for refused kubeconfigs.
-func (f *Fleet) Connect(ctx context.Context, name string, kubeconfig []byte) (*Connection, error) {
-	sum := sha256.Sum256(kubeconfig)
-	hash := hex.EncodeToString(sum[:])
-
+// published returns the cluster's link if its breaker is closed (nil otherwise) and health.
+func (f *Fleet) published(name string) (link, Health) {
 	f.mu.RLock()
-	existing := f.conns[name]
-	f.mu.RUnlock()
-	if existing != nil && existing.kubeconfigHash == hash {
-		return existing, nil
-	}
+	defer f.mu.RUnlock()
+	return f.conns[name], f.health[name]
+}
 
-	cfg, err := RESTConfigFromKubeconfig(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := f.newConnection(ctx, name, hash, cfg)
-	if err != nil {
-		return nil, err
-	}
+// Health returns what is known of a registered cluster's connection.
+func (f *Fleet) Health(name string) (Health, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	h, ok := f.health[name]
+	return h, ok
+}
+
+// Register makes sure a supervisor reaches the cluster with this kubeconfig. It never waits
+// on the cluster. An unchanged kubeconfig only updates the recorded identity; a changed one
+// (credential rotation, a re-pointed Secret) replaces the connection, and the new one is not
+// used before its identity has been verified again. A kubeconfig convoy refuses returns an
+// error wrapping ErrInvalidKubeconfig.
+func (f *Fleet) Register(name string, reg Registration) error {
+	sum := sha256.Sum256(reg.Kubeconfig)
+	hash := hex.EncodeToString(sum[:])
+	cfg, cfgErr := RESTConfigFromKubeconfig(reg.Kubeconfig)
 
 	f.mu.Lock()
-	old := f.conns[name]
-	f.conns[name] = conn
+	old := f.supervisors[name]
+	if old != nil && old.hash == hash {
+		old.reg = reg
+		f.mu.Unlock()
+		return cfgErr
+	}
+	f.unpublishLocked(name)
+	prev := f.health[name]
+	if cfgErr != nil {
+		delete(f.supervisors, name)
+		f.health[name] = Health{LastContact: prev.LastContact}.afterFailure(cfgErr, f.opts.Thresholds)
+		f.mu.Unlock()
+		if old != nil {
+			old.cancel()
+		}
+		return cfgErr
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &supervisor{name: name, fleet: f, hash: hash, cfg: cfg, reg: reg, cancel: cancel, kick: make(chan struct{}, 1)}
+	s.health = Health{State: StateConnecting, Reason: convoyv1.ReasonConnecting, Message: "Connecting", LastContact: prev.LastContact}
+	f.supervisors[name] = s
+	f.health[name] = s.health
 	f.mu.Unlock()
 	if old != nil {
-		old.stop()
-		log.FromContext(ctx).Info("Replaced connection after kubeconfig change", "ServiceCluster", name)
+		old.cancel()
 	}
-	select {
-	case f.connected <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
-	case <-ctx.Done():
-	}
-	return conn, nil
+	go s.run(ctx)
+	return nil
 }
 
-// Claim records that ServiceCluster name uses the physical cluster clusterID and returns the
-// ServiceCluster that holds it: name itself, or another connected registration that claimed
-// it first. Claims are made under one lock, so two registrations of one cluster that connect
-// at the same moment cannot both win.
-func (f *Fleet) Claim(clusterID, name string) string {
+// Unregister stops the cluster's supervisor and forgets its connection and claim.
+func (f *Fleet) Unregister(name string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if holder, ok := f.claims[clusterID]; ok && holder != name {
-		if _, connected := f.conns[holder]; connected {
-			return holder
-		}
-	}
-	f.claims[clusterID] = name
-	return name
-}
-
-// Disconnect stops and forgets a cluster's connection and its claim.
-func (f *Fleet) Disconnect(name string) {
-	f.mu.Lock()
-	c := f.conns[name]
-	delete(f.conns, name)
+	s := f.supervisors[name]
+	delete(f.supervisors, name)
+	delete(f.health, name)
+	f.unpublishLocked(name)
 	for id, holder := range f.claims {
 		if holder == name {
 			delete(f.claims, id)
 		}
 	}
 	f.mu.Unlock()
-	if c != nil {
-		c.stop()
+	if s != nil {
+		s.cancel()
 	}
 }
 
-// Stop disconnects every cluster.
+// Stop stops every supervisor and connection.
 func (f *Fleet) Stop() {
 	f.mu.Lock()
-	conns := f.conns
-	f.conns = map[string]*Connection{}
+	sups := f.supervisors
+	f.supervisors = map[string]*supervisor{}
+	f.conns = map[string]link{}
 	f.mu.Unlock()
-	for _, c := range conns {
-		c.stop()
+	for _, s := range sups {
+		s.cancel()
 	}
 }
 
-func (f *Fleet) newConnection(ctx context.Context, name, hash string, cfg *rest.Config) (*Connection, error) {
-	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = "convoy"
-	// client-go's default (5 QPS, burst 10) throttles a namespace check that lists every
-	// namespaced kind; steady state sends almost nothing, so a higher ceiling costs little.
-	cfg.QPS, cfg.Burst = 50, 100
-	if f.opts.WrapTransport != nil {
-		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return f.opts.WrapTransport(name, rt) })
-	}
-	owned := labels.SelectorFromSet(labels.Set{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
-	cl, err := cluster.New(cfg, func(o *cluster.Options) {
-		o.Scheme = f.opts.Scheme
-		o.Cache.DefaultLabelSelector = owned
-		o.Cache.ByObject = map[client.Object]cache.ByObject{
-			// Pods of convoy's Deployments carry its labels; only where they run is kept.
-			&corev1.Pod{}: {Transform: podPlacementOnly},
-			// Nodes are not convoy's: every node is read, as metadata, for its zone label.
-			nodeMetadata(): {Label: labels.Everything()},
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("building client for %s: %w", name, err)
-	}
-	// rest.Config.Timeout would also cut the caches' long-running watches, so only the
-	// discovery client gets it; other requests are bounded through their context.
-	discoveryCfg := rest.CopyConfig(cfg)
-	discoveryCfg.Timeout = f.opts.RequestTimeout
-	disc, err := discovery.NewDiscoveryClientForConfig(discoveryCfg)
-	if err != nil {
-		return nil, fmt.Errorf("building discovery client for %s: %w", name, err)
-	}
+func (f *Fleet) unpublishLocked(name string) { delete(f.conns, name) }
 
-	// Fail fast, with the API server's own error (for example 401), before starting caches
-	// that would only retry in the background.
-	if _, err := disc.ServerVersion(); err != nil {
-		return nil, fmt.Errorf("contacting %s: %w", name, err)
+// verifyLocked decides whether the cluster a supervisor reached may be used by registration
+// name. It returns a Ready reason and message when it may not.
+func (f *Fleet) verifyLocked(name string, reg Registration, id string) (string, string) {
+	if reg.RecordedID != "" && id != reg.RecordedID && id != reg.AcceptID {
+		return convoyv1.ReasonIdentityChanged, fmt.Sprintf("The kubeconfig now reaches another cluster (kube-system UID %s) than the one this ServiceCluster "+
+			"was registered for (%s); convoy does not write to it, because its objects would stay behind in the old cluster. "+
+			"Restore the kubeconfig Secret, or, to move this registration to the new cluster, annotate the ServiceCluster with %s=%s",
+			id, reg.RecordedID, convoyv1.AcceptClusterIDAnnotation, id)
 	}
-	drVersions, err := destinationRuleVersions(disc)
-	if err != nil {
-		return nil, fmt.Errorf("discovering DestinationRule support in %s: %w", name, err)
-	}
-	drVersion := convoyv1.ClusterCapabilities{DestinationRuleVersions: drVersions}.DestinationRuleVersion()
-
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	conn := &Connection{
-		Name:           name,
-		kubeconfigHash: hash,
-		cluster:        cl,
-		discovery:      disc,
-		typeConverter:  f.typeConverter,
-		drVersion:      drVersion,
-		requestTimeout: f.opts.RequestTimeout,
-		cancel:         cancel,
-	}
-	// Pods and nodes only feed pods-per-zone status: a cluster whose convoy identity may not
-	// read them still gets its objects, and the status says what is missing.
-	if err := canReadPlacement(ctx, cl.GetAPIReader(), name, f.opts.RequestTimeout); apierrors.IsForbidden(err) {
-		conn.placementErr = err
-	} else if err != nil {
-		cancel()
-		return nil, err
-	}
-	handlers := map[client.Object]toolscache.ResourceEventHandler{}
-	for _, obj := range watchedTypes(drVersion) {
-		handlers[obj] = f.projectEventHandler(runCtx, nil)
-	}
-	if conn.placementErr == nil {
-		handlers[&corev1.Pod{}] = f.projectEventHandler(runCtx, placementChanged)
-		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
-		handlers[nodeMetadata()] = nil
-	}
-	for obj, handler := range handlers {
-		inf, err := cl.GetCache().GetInformer(runCtx, obj)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("watching %T in %s: %w", obj, name, err)
-		}
-		if handler == nil {
-			continue
-		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			cancel()
-			return nil, err
+	if holder, held := f.claims[id]; held && holder != name {
+		other, registered := f.supervisors[holder]
+		otherHealth := f.health[holder]
+		switch {
+		case !registered || otherHealth.State == StateRefused:
+			// The holder is gone or refused itself: the claim is free.
+		case reg.RecordedID == id && other.reg.RecordedID != id:
+			// This registration wrote to the cluster before; the other one (for example one
+			// that connected first after a manager restart) must step back.
+			f.unpublishLocked(holder)
+			other.poke()
+		default:
+			return convoyv1.ReasonDuplicateCluster, fmt.Sprintf("This cluster (kube-system UID %s) is already registered as ServiceCluster %s; "+
+				"convoy does not use it twice. Delete one of the two ServiceClusters", id, holder)
 		}
 	}
-	go func() {
-		if err := cl.Start(runCtx); err != nil {
-			log.FromContext(ctx).Error(err, "Remote cache stopped", "ServiceCluster", name)
+	for other, holder := range f.claims {
+		if holder == name && other != id {
+			delete(f.claims, other)
 		}
-	}()
-	syncCtx, syncCancel := context.WithTimeout(ctx, f.opts.CacheSyncTimeout)
-	defer syncCancel()
-	if !cl.GetCache().WaitForCacheSync(syncCtx) {
-		cancel()
-		return nil, fmt.Errorf("%w: caches of %s did not sync within %s", ErrNotConnected, name, f.opts.CacheSyncTimeout)
 	}
-	return conn, nil
+	f.claims[id] = name
+	return "", ""
 }
 
-// projectEventHandler turns any change of a convoy-owned object into an event for its Project.
-// When changed is set, updates it rejects are dropped. Sends give up when the connection
-// stops, so a stopped informer never waits on a consumer that is gone (manager shutdown,
-// replaced connection).
-func (f *Fleet) projectEventHandler(ctx context.Context, changed func(oldObj, newObj any) bool) toolscache.ResourceEventHandler {
-	emit := func(obj any) {
-		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
-		}
-		o, ok := obj.(client.Object)
-		if !ok {
-			return
-		}
-		l := o.GetLabels()
-		ns, name := l[convoyv1.ProjectNamespaceLabel], l[convoyv1.ProjectNameLabel]
-		if ns == "" || name == "" {
-			return
-		}
-		select {
-		case f.events <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		}}:
-		case <-ctx.Done():
+// publish records a supervisor's health and (un)publishes its connection, unless the
+// supervisor has been replaced meanwhile.
+func (f *Fleet) publish(s *supervisor, h Health, l link) bool {
+	f.mu.Lock()
+	current := f.supervisors[s.name] == s
+	if current {
+		f.health[s.name] = h
+		if l != nil && h.State == StateConnected && f.claims[h.Probe.ClusterID] == s.name {
+			f.conns[s.name] = l
+		} else {
+			f.unpublishLocked(s.name)
 		}
 	}
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc: emit,
-		UpdateFunc: func(oldObj, newObj any) {
-			if changed == nil || changed(oldObj, newObj) {
-				emit(newObj)
-			}
-		},
-		DeleteFunc: emit,
+	f.mu.Unlock()
+	return current
+}
+
+func (f *Fleet) notify(ctx context.Context, name string) {
+	select {
+	case f.changes <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
+	case <-ctx.Done():
 	}
 }
-
-// Connection is a live link to one service cluster.
-type Connection struct {
-	Name           string
-	kubeconfigHash string
-	cluster        cluster.Cluster
-	discovery      discovery.DiscoveryInterface
-	typeConverter  managedfields.TypeConverter
-	drVersion      string
-	requestTimeout time.Duration
-	// placementErr says why pods and nodes cannot be read (nil when they can).
-	placementErr error
-	cancel       context.CancelFunc
-
-	// namespaceMu serialises namespace claims so that two Projects asking for the same
-	// remote namespace cannot both win.
-	namespaceMu sync.Mutex
-}
-
-func (c *Connection) stop() { c.cancel() }
-
-// bounded limits one request (or a short sequence of them) to the cluster.
-func (c *Connection) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.requestTimeout)
-}
-
-// DestinationRuleVersion is the networking.istio.io version this connection writes and watches
-// DestinationRules in; empty when the cluster served none when it connected.
-func (c *Connection) DestinationRuleVersion() string { return c.drVersion }
-
-// Cache reads convoy-owned objects of the cluster.
-func (c *Connection) Cache() cache.Cache { return c.cluster.GetCache() }

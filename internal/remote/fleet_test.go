@@ -1,29 +1,198 @@
 package remote
 
 import (
+	"context"
+	"errors"
+	"sync"
 	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func TestClaim(t *testing.T) {
-	f := NewFleet(Options{})
-	f.conns["seoul"] = &Connection{Name: "seoul", cancel: func() {}}
-	f.conns["seoul-again"] = &Connection{Name: "seoul-again", cancel: func() {}}
+// fakeLink is a connection whose probes the test decides.
+type fakeLink struct {
+	mu      sync.Mutex
+	id      string
+	err     error
+	stopped bool
+}
 
-	if got := f.Claim("uid-1", "seoul"); got != "seoul" {
-		t.Fatalf("first claim: holder %q", got)
+func (l *fakeLink) Probe(context.Context) (ProbeResult, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ProbeResult{ClusterID: l.id, KubernetesVersion: "v1.36.3"}, l.err
+}
+func (l *fakeLink) DestinationRuleVersion() string { return "" }
+func (l *fakeLink) setIdentity(ProbeResult)        {}
+func (l *fakeLink) stop()                          { l.mu.Lock(); l.stopped = true; l.mu.Unlock() }
+func (l *fakeLink) fail(err error)                 { l.mu.Lock(); l.err = err; l.mu.Unlock() }
+
+func testKubeconfig(t *testing.T, server string) []byte {
+	t.Helper()
+	cfg := baseKubeconfig()
+	cfg.Clusters["c"].Server = server
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := f.Claim("uid-1", "seoul"); got != "seoul" {
-		t.Fatalf("repeated claim: holder %q", got)
+	return data
+}
+
+// fakeFleet returns a fleet whose supervisors dial fake links (one per cluster, reused
+// across reconnects) on a fake clock.
+func fakeFleet(th Thresholds) (*Fleet, *clocktesting.FakeClock, map[string]*fakeLink) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	f := NewFleet(Options{ProbeInterval: 10 * time.Second, MaxBackoff: 10 * time.Second, Thresholds: th, Clock: clk})
+	links := map[string]*fakeLink{}
+	var mu sync.Mutex
+	f.dial = func(_ context.Context, name string, _ *rest.Config) (link, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		l := links[name]
+		if l.err != nil {
+			return nil, l.err
+		}
+		return l, nil
 	}
-	if got := f.Claim("uid-1", "seoul-again"); got != "seoul" {
-		t.Fatalf("second registration must be refused, holder %q", got)
+	return f, clk, links
+}
+
+// next waits for the supervisor's next report and returns the cluster's health.
+func next(t *testing.T, f *Fleet) Health {
+	t.Helper()
+	select {
+	case e := <-f.Changes():
+		h, _ := f.Health(e.Object.GetName())
+		return h
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report from the supervisor")
 	}
-	f.Disconnect("seoul")
-	if got := f.Claim("uid-1", "seoul-again"); got != "seoul-again" {
-		t.Fatalf("after the holder disconnects the claim is free, holder %q", got)
+	return Health{}
+}
+
+// advance moves the fake clock past the supervisor's timer (probe interval or backoff, both
+// jittered by at most 10%) once the supervisor waits on it.
+func advance(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatal("the supervisor does not wait on the clock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Step(12 * time.Second)
+}
+
+// The breaker opens only after Failures probes in a row have failed and closes only after
+// Successes in a row have passed; while open, Get fails without touching the cluster.
+func TestBreakerHysteresis(t *testing.T) {
+	f, clk, links := fakeFleet(Thresholds{Failures: 3, Successes: 2})
+	defer f.Stop()
+	links["seoul"] = &fakeLink{id: "uid-seoul"}
+	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateConnected {
+		t.Fatalf("first successful probe: state %s (%s)", h.State, h.Message)
+	}
+	steps := []struct {
+		probeErr  error
+		wantState State
+	}{
+		{errors.New("timeout"), StateConnected}, // 1 of 3
+		{errors.New("timeout"), StateConnected}, // 2 of 3
+		{nil, StateConnected},                   // a success resets the count
+		{errors.New("timeout"), StateConnected},
+		{errors.New("timeout"), StateConnected},
+		{errors.New("timeout"), StateDown}, // 3 in a row: open
+		{nil, StateDown},                   // 1 of 2 successes: still open
+		{errors.New("timeout"), StateDown}, // a failure resets the count
+		{nil, StateDown},
+		{nil, StateConnected}, // 2 in a row: closed
+	}
+	for i, s := range steps {
+		links["seoul"].fail(s.probeErr)
+		advance(t, clk)
+		h := next(t, f)
+		if h.State != s.wantState {
+			t.Fatalf("step %d (probe error %v): state %s, want %s (%s)", i, s.probeErr, h.State, s.wantState, h.Message)
+		}
+		if l, _ := f.published("seoul"); (l != nil) != (s.wantState == StateConnected) {
+			t.Fatalf("step %d: published %v with state %s", i, l != nil, h.State)
+		}
+		if s.wantState == StateDown {
+			start := time.Now()
+			if _, err := f.Get("seoul"); !errors.Is(err, ErrNotConnected) || time.Since(start) > time.Millisecond {
+				t.Fatalf("step %d: an open breaker must fail at once with ErrNotConnected, got %v after %s", i, err, time.Since(start))
+			}
+		}
+	}
+}
+
+// Rejected credentials open the breaker at once: retrying them cannot succeed, and the docs
+// promise the cluster is reported right away.
+func TestRejectedCredentialsOpenAtOnce(t *testing.T) {
+	f, clk, links := fakeFleet(Thresholds{Failures: 3, Successes: 1})
+	defer f.Stop()
+	links["seoul"] = &fakeLink{id: "uid-seoul"}
+	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	next(t, f)
+	links["seoul"].fail(apierrors.NewUnauthorized("token expired"))
+	advance(t, clk)
+	if h := next(t, f); h.State != StateDown || h.Reason != convoyv1.ReasonUnauthorized {
+		t.Fatalf("after one 401: state %s reason %s, want Down/Unauthorized", h.State, h.Reason)
+	}
+}
+
+// A connection is published only after its cluster identity was checked: a second
+// registration of the same cluster, and a registration whose kubeconfig now reaches another
+// cluster than the one it recorded, are refused and never returned by Get.
+func TestIdentityIsVerifiedBeforeUse(t *testing.T) {
+	f, _, links := fakeFleet(Thresholds{Failures: 1, Successes: 1})
+	defer f.Stop()
+	links["seoul"] = &fakeLink{id: "uid-seoul"}
+	links["tokyo"] = &fakeLink{id: "uid-seoul"} // the tokyo Secret was re-pointed at seoul
+	links["busan"] = &fakeLink{id: "uid-seoul"}
+
+	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443"), RecordedID: "uid-seoul"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateConnected {
+		t.Fatalf("seoul: %s %s", h.State, h.Message)
+	}
+	if err := f.Register("tokyo", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.2:6443"), RecordedID: "uid-tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateRefused || h.Reason != convoyv1.ReasonIdentityChanged {
+		t.Fatalf("re-pointed tokyo: %s %s (%s)", h.State, h.Reason, h.Message)
+	}
+	if _, err := f.Get("tokyo"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("a re-pointed registration must not be usable, got %v", err)
+	}
+	if err := f.Register("busan", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.3:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateRefused || h.Reason != convoyv1.ReasonDuplicateCluster {
+		t.Fatalf("second registration of seoul: %s %s (%s)", h.State, h.Reason, h.Message)
+	}
+	if l, h := f.published("seoul"); l == nil {
+		t.Fatalf("the original registration stays usable: %s", h.Message)
+	}
+	f.Unregister("seoul")
+	if _, err := f.Get("seoul"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("after Unregister: %v", err)
 	}
 }
 

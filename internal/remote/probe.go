@@ -2,7 +2,6 @@ package remote
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -116,16 +115,4 @@ func destinationRuleVersions(disc discovery.DiscoveryInterface) ([]string, error
 		})
 	}
 	return versions, nil
-}
-
-// FailureReason maps a connection or probe error to a stable ServiceCluster Ready reason.
-func FailureReason(err error) string {
-	switch {
-	case errors.Is(err, ErrInvalidKubeconfig):
-		return convoyv1.ReasonInvalidKubeconfig
-	case apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err):
-		return convoyv1.ReasonUnauthorized
-	default:
-		return convoyv1.ReasonUnreachable
-	}
 }

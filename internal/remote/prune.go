@@ -33,22 +33,67 @@ func (e *NamespaceNotEmptyError) Error() string {
 		e.Namespace, e.ClusterID, strings.Join(e.Unowned, ", "), convoyv1.ManagedByLabel)
 }
 
-// Owned lists the objects in this cluster that belong to owner, read from the cache.
-func (c *Connection) Owned(ctx context.Context, owner Owner) ([]client.Object, error) {
-	return c.listOwned(ctx, client.MatchingLabels{
+// Owned lists the objects in this cluster that belong to owner, read from the cache: the
+// Project's namespace and what convoy put into it. The lookup is scoped to that namespace,
+// so its cost grows with the Project, not with the fleet. A cache can lag behind the
+// cluster; callers that conclude "nothing is left" from an empty answer use OwnedLive.
+func (c *Connection) Owned(ctx context.Context, owner Owner, namespace string) ([]client.Object, error) {
+	return c.owned(ctx, c.cluster.GetCache(), owner, namespace)
+}
+
+// OwnedLive is Owned read from the API server instead of the cache.
+func (c *Connection) OwnedLive(ctx context.Context, owner Owner, namespace string) ([]client.Object, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
+	return c.owned(ctx, c.cluster.GetAPIReader(), owner, namespace)
+}
+
+func (c *Connection) owned(ctx context.Context, reader client.Reader, owner Owner, namespace string) ([]client.Object, error) {
+	objs, err := c.listOwned(ctx, reader, namespace, client.MatchingLabels{
 		convoyv1.ProjectNamespaceLabel: owner.Namespace,
 		convoyv1.ProjectNameLabel:      owner.Name,
 	})
+	if err != nil {
+		return nil, err
+	}
+	ns := &corev1.Namespace{}
+	switch err := reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); {
+	case err == nil && owner.owns(ns):
+		objs = append([]client.Object{ns}, objs...)
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading namespace %s in %s: %w", namespace, c.Name, err)
+	}
+	return objs, nil
 }
 
-// OwnedByAnyone lists every convoy-owned object in this cluster, read from the cache.
-func (c *Connection) OwnedByAnyone(ctx context.Context) ([]client.Object, error) {
-	return c.listOwned(ctx)
+// OwnedByAnyoneLive lists every convoy-owned object in this cluster, read from the API server.
+func (c *Connection) OwnedByAnyoneLive(ctx context.Context) ([]client.Object, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
+	namespaces := &corev1.NamespaceList{}
+	if err := c.cluster.GetAPIReader().List(ctx, namespaces, client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}); err != nil {
+		return nil, fmt.Errorf("listing owned namespaces in %s: %w", c.Name, err)
+	}
+	objs, err := c.listOwned(ctx, c.cluster.GetAPIReader(), "", client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
+	if err != nil {
+		return nil, err
+	}
+	for i := range namespaces.Items {
+		objs = append(objs, &namespaces.Items[i])
+	}
+	return objs, nil
 }
 
-func (c *Connection) listOwned(ctx context.Context, opts ...client.ListOption) ([]client.Object, error) {
+// listOwned lists the namespaced kinds convoy writes, in namespace ("" for all).
+func (c *Connection) listOwned(ctx context.Context, reader client.Reader, namespace string, opts ...client.ListOption) ([]client.Object, error) {
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
 	var out []client.Object
 	for _, obj := range watchedTypes(c.drVersion) {
+		if _, isNamespace := obj.(*corev1.Namespace); isNamespace {
+			continue
+		}
 		gvk, err := apiutil.GVKForObject(obj, c.cluster.GetScheme())
 		if err != nil {
 			return nil, err
@@ -57,7 +102,7 @@ func (c *Connection) listOwned(ctx context.Context, opts ...client.ListOption) (
 		if err != nil {
 			return nil, err
 		}
-		if err := c.cluster.GetCache().List(ctx, typed.(client.ObjectList), opts...); err != nil {
+		if err := reader.List(ctx, typed.(client.ObjectList), opts...); err != nil {
 			return nil, fmt.Errorf("listing owned objects in %s: %w", c.Name, err)
 		}
 		items, err := apimeta.ExtractList(typed)

@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/render"
+)
+
+// inputs reads what a Project's objects are rendered from. Everything comes from the
+// manager's caches: gathering never waits on a service cluster.
+type inputs struct {
+	client.Client
+	// DrainHelperImage is the convoy-drain image injected for PreStop hooks that need it.
+	DrainHelperImage string
+}
+
+// projectInputs is a Project with the clusters and policies it is rendered from.
+type projectInputs struct {
+	project  *convoyv1.Project
+	clusters []convoyv1.ServiceCluster
+	policies render.Policies
+	// missing says which referenced policies do not exist, naming the referencing field.
+	missing   []string
+	placement render.Placement
+	// placementErr is an invalid placement; API validation makes it unreachable in practice.
+	placementErr error
+}
+
+// gather reads a Project and its inputs; nil when the Project does not exist. A failed
+// cluster list is an error, never an empty fleet: an empty answer from a broken list must
+// not look like "no clusters are targeted any more".
+func (in inputs) gather(ctx context.Context, key client.ObjectKey) (*projectInputs, error) {
+	project := &convoyv1.Project{}
+	if err := in.Get(ctx, key, project); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var clusters convoyv1.ServiceClusterList
+	if err := in.List(ctx, &clusters); err != nil {
+		return nil, fmt.Errorf("listing ServiceClusters: %w", err)
+	}
+	pi := &projectInputs{project: project, clusters: clusters.Items}
+	var err error
+	if pi.policies, pi.missing, err = in.gatherPolicies(ctx, project); err != nil {
+		return nil, err
+	}
+	pi.placement, pi.placementErr = render.Place(project, clusters.Items)
+	for _, sc := range pi.placement.Targeted {
+		pi.policies.Regions = append(pi.policies.Regions, sc.Spec.Region)
+	}
+	return pi, nil
+}
+
+// targets reports whether the Project is to be running in the cluster.
+func (pi *projectInputs) targets(cluster string) bool {
+	return slices.ContainsFunc(pi.placement.Targeted, func(sc *convoyv1.ServiceCluster) bool { return sc.Name == cluster })
+}
+
+func (pi *projectInputs) deleting() bool { return !pi.project.DeletionTimestamp.IsZero() }
+
+// pairInputsHash summarises what a (Project, cluster) pair's sync depends on, as seen from
+// the manager. The Project reconcile queues a pair when this changes; remote changes reach
+// the pair through the cluster's own events.
+func (pi *projectInputs) pairInputsHash(sc *convoyv1.ServiceCluster) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d|%v|%v|%d|%v|%+v|%s|%v|", pi.project.Generation, pi.deleting(), pi.targets(sc.Name),
+		sc.Generation, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions)
+	for _, p := range pi.policies.AppliedPolicies() {
+		fmt.Fprintf(h, "%s/%s/%d|", p.Kind, p.Name, p.Generation)
+	}
+	return h.Sum64()
+}
+
+// gatherPolicies reads the policies the Project references. Missing ones are returned as
+// messages naming the referencing field.
+func (in inputs) gatherPolicies(ctx context.Context, project *convoyv1.Project) (render.Policies, []string, error) {
+	policies := render.Policies{
+		GracefulShutdown:      map[string]*convoyv1.GracefulShutdownPolicy{},
+		LocalityLoadBalancing: map[string]*convoyv1.LocalityLoadBalancing{},
+		DrainHelperImage:      in.DrainHelperImage,
+	}
+	var missing []string
+	seen := map[policyKey]bool{}
+	for _, ref := range policyRefs(project) {
+		if seen[ref.policyKey] {
+			continue
+		}
+		seen[ref.policyKey] = true
+		var policy client.Object
+		switch ref.kind {
+		case convoyv1.KindGracefulShutdownPolicy:
+			p := &convoyv1.GracefulShutdownPolicy{}
+			policy, policies.GracefulShutdown[ref.name] = p, p
+		case convoyv1.KindLocalityLoadBalancing:
+			p := &convoyv1.LocalityLoadBalancing{}
+			policy, policies.LocalityLoadBalancing[ref.name] = p, p
+		}
+		err := in.Get(ctx, client.ObjectKey{Namespace: project.Namespace, Name: ref.name}, policy)
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, fmt.Sprintf("%s %s/%s referenced by %s does not exist; create it or remove the reference", ref.kind, project.Namespace, ref.name, ref.field))
+		case err != nil:
+			return policies, nil, err
+		}
+	}
+	return policies, missing, nil
+}
+
+type policyKey struct{ kind, name string }
+
+// indexValue is how a policy reference is stored in the Project policy index.
+func (k policyKey) indexValue() string { return k.kind + "/" + k.name }
+
+type policyRef struct {
+	policyKey
+	field string
+}
+
+// policyRefs lists every policy reference of a Project with the field holding it.
+func policyRefs(project *convoyv1.Project) []policyRef {
+	var refs []policyRef
+	add := func(kind string, ref *convoyv1.PolicyReference, field string) {
+		if ref != nil {
+			refs = append(refs, policyRef{policyKey{kind, ref.Name}, field})
+		}
+	}
+	add(convoyv1.KindGracefulShutdownPolicy, project.Spec.GracefulShutdownPolicy, "spec.gracefulShutdownPolicy")
+	add(convoyv1.KindLocalityLoadBalancing, project.Spec.LocalityLoadBalancing, "spec.localityLoadBalancing")
+	for i, w := range project.Spec.Workloads {
+		add(convoyv1.KindGracefulShutdownPolicy, w.GracefulShutdownPolicy, fmt.Sprintf("spec.workloads[%d].gracefulShutdownPolicy", i))
+		add(convoyv1.KindLocalityLoadBalancing, w.LocalityLoadBalancing, fmt.Sprintf("spec.workloads[%d].localityLoadBalancing", i))
+	}
+	return refs
+}

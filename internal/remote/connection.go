@@ -1,0 +1,220 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+)
+
+// watchedTypes are the remote kinds convoy writes and therefore caches and watches. The
+// DestinationRule is watched in the version the cluster serves, if any.
+func watchedTypes(destinationRuleVersion string) []client.Object {
+	types := []client.Object{&corev1.Namespace{}, &appsv1.Deployment{}, &corev1.Service{}}
+	switch destinationRuleVersion {
+	case "v1":
+		types = append(types, &networkingv1.DestinationRule{})
+	case "v1beta1":
+		types = append(types, &networkingv1beta1.DestinationRule{})
+	}
+	return types
+}
+
+// Connection is a live link to one service cluster: clients, caches of convoy's objects and
+// what the cluster was found to be when it connected.
+type Connection struct {
+	Name          string
+	cluster       cluster.Cluster
+	discovery     discovery.DiscoveryInterface
+	typeConverter managedfields.TypeConverter
+	drVersion     string
+	// identity is the probe that verified which cluster this connection reaches, set by the
+	// supervisor before the connection is published.
+	identity       ProbeResult
+	requestTimeout time.Duration
+	// placementErr says why pods and nodes cannot be read (nil when they can).
+	placementErr error
+	cancel       context.CancelFunc
+
+	// namespaceMu serialises namespace claims so that two Projects asking for the same
+	// remote namespace cannot both win.
+	namespaceMu sync.Mutex
+}
+
+func (c *Connection) stop() { c.cancel() }
+
+// bounded limits one request (or a short sequence of them) to the cluster.
+func (c *Connection) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.requestTimeout)
+}
+
+// DestinationRuleVersion is the networking.istio.io version this connection writes and watches
+// DestinationRules in; empty when the cluster served none when it connected.
+func (c *Connection) DestinationRuleVersion() string { return c.drVersion }
+
+// Identity is the verified probe of the cluster this connection reaches: its kube-system
+// UID, version and capabilities. Renderers must use these capabilities, not ones recorded
+// elsewhere, so that what is written matches the cluster it is written to.
+func (c *Connection) Identity() ProbeResult { return c.identity }
+
+// Cache reads convoy-owned objects of the cluster.
+func (c *Connection) Cache() cache.Cache { return c.cluster.GetCache() }
+
+// dial builds a connection: clients, a probe of what the cluster serves, caches of convoy's
+// objects, synced. Every step is bounded by ctx or by a client timeout: a cluster that
+// accepts connections and never answers costs at most the connect timeout, and only to the
+// cluster's own supervisor.
+func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, typeConverter managedfields.TypeConverter,
+	onChange func(project types.NamespacedName)) (*Connection, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "convoy"
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if opts.WrapTransport != nil {
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return opts.WrapTransport(name, rt) })
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building HTTP client for %s: %w", name, err)
+	}
+	// rest.Config.Timeout would also cut the caches' long-running watches, so only discovery
+	// (the REST mapper's and convoy's own) gets a client-wide timeout: those calls take no
+	// context.
+	boundedCfg := rest.CopyConfig(cfg)
+	boundedCfg.Timeout = opts.RequestTimeout
+	boundedHTTP, err := rest.HTTPClientFor(boundedCfg)
+	if err != nil {
+		return nil, fmt.Errorf("building HTTP client for %s: %w", name, err)
+	}
+	owned := labels.SelectorFromSet(labels.Set{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
+	cl, err := cluster.New(cfg, func(o *cluster.Options) {
+		o.Scheme = opts.Scheme
+		o.HTTPClient = httpClient
+		o.MapperProvider = func(c *rest.Config, _ *http.Client) (meta.RESTMapper, error) {
+			return apiutil.NewDynamicRESTMapper(c, boundedHTTP)
+		}
+		o.Cache.DefaultLabelSelector = owned
+		o.Cache.ByObject = map[client.Object]cache.ByObject{
+			// Pods of convoy's Deployments carry its labels; only where they run is kept.
+			&corev1.Pod{}: {Transform: podPlacementOnly},
+			// Nodes are not convoy's: every node is read, as metadata, for its zone label.
+			nodeMetadata(): {Label: labels.Everything()},
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building client for %s: %w", name, err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfigAndClient(boundedCfg, boundedHTTP)
+	if err != nil {
+		return nil, fmt.Errorf("building discovery client for %s: %w", name, err)
+	}
+	// Fail fast, with the API server's own error (for example 401), before starting caches
+	// that would only retry in the background.
+	found, err := probe(ctx, disc)
+	if err != nil {
+		return nil, fmt.Errorf("contacting %s: %w", name, err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	conn := &Connection{
+		Name:           name,
+		cluster:        cl,
+		discovery:      disc,
+		typeConverter:  typeConverter,
+		drVersion:      found.Capabilities.DestinationRuleVersion(),
+		requestTimeout: opts.RequestTimeout,
+		cancel:         cancel,
+	}
+	// Pods and nodes only feed pods-per-zone status: a cluster whose convoy identity may not
+	// read them still gets its objects, and the status says what is missing.
+	if err := canReadPlacement(ctx, cl.GetAPIReader(), name, opts.RequestTimeout); apierrors.IsForbidden(err) {
+		conn.placementErr = err
+	} else if err != nil {
+		cancel()
+		return nil, err
+	}
+	handlers := map[client.Object]toolscache.ResourceEventHandler{}
+	for _, obj := range watchedTypes(conn.drVersion) {
+		handlers[obj] = projectEventHandler(onChange, nil)
+	}
+	if conn.placementErr == nil {
+		handlers[&corev1.Pod{}] = projectEventHandler(onChange, placementChanged)
+		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
+		handlers[nodeMetadata()] = nil
+	}
+	for obj, handler := range handlers {
+		// GetInformer maps the kind through discovery: bounded by ctx and the mapper's client.
+		inf, err := cl.GetCache().GetInformer(ctx, obj)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("watching %T in %s: %w", obj, name, err)
+		}
+		if handler == nil {
+			continue
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	go func() {
+		if err := cl.Start(runCtx); err != nil {
+			log.FromContext(ctx).Error(err, "Remote cache stopped", "ServiceCluster", name)
+		}
+	}()
+	if !cl.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return nil, fmt.Errorf("caches of %s did not sync: %w", name, context.Cause(ctx))
+	}
+	return conn, nil
+}
+
+// projectEventHandler turns any change of a convoy-owned object into a call of onChange with
+// the owning Project. When changed is set, updates it rejects are dropped. onChange must not
+// block: it runs on the informer's goroutine.
+func projectEventHandler(onChange func(types.NamespacedName), changed func(oldObj, newObj any) bool) toolscache.ResourceEventHandler {
+	emit := func(obj any) {
+		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		o, ok := obj.(metav1.Object)
+		if !ok {
+			return
+		}
+		l := o.GetLabels()
+		ns, name := l[convoyv1.ProjectNamespaceLabel], l[convoyv1.ProjectNameLabel]
+		if ns == "" || name == "" || onChange == nil {
+			return
+		}
+		onChange(types.NamespacedName{Namespace: ns, Name: name})
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { emit(obj) },
+		UpdateFunc: func(oldObj, newObj any) {
+			if changed == nil || changed(oldObj, newObj) {
+				emit(newObj)
+			}
+		},
+		DeleteFunc: emit,
+	}
+}
