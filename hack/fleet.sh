@@ -8,6 +8,7 @@
 #   hack/fleet.sh down             stop everything started here and remove its state
 #   hack/fleet.sh summary          print the per-cluster summary again
 #   hack/fleet.sh manager-restart  rebuild convoy from the working tree and restart only it
+#   hack/fleet.sh health           one line: Ready nodes and shop pods per cluster, sample Project
 #
 # Parameters (environment):
 #   FLEET_DIR               state directory (default .fleet in the repository): kwok's own
@@ -145,9 +146,18 @@ options:
 EOF
 }
 
-# kwokctl gives kwok-controller 200 s node leases: after `kwokctl start cluster` the new
-# controller leaves pods alone until the old leases expire, so deletions hang for minutes.
-# One controller per cluster needs no leases.
+# Node heartbeats. kwokctl's defaults (heartbeat factor 5) give kwok-controller 200 s node
+# leases renewed every 50 s, a Node status heartbeat only every 10 minutes (the
+# node-heartbeat-with-lease stage) and kube-controller-manager a 200 s grace period. Leases do
+# not survive a restart: kwok-controller's identity is random per process, so after
+# `kwokctl start cluster` the new controller leaves every node and pod alone until the old
+# leases expire (pods not Ready, namespaces stuck for minutes). So the fleet runs without
+# leases, and says so to kwokctl itself (--node-lease-duration-seconds=0 on create): kwokctl
+# then installs the lease-less node-heartbeat stage, which writes the Node status every
+# 50-55 s, four times per 200 s grace period. (Passing the 0 to kwok-controller alone as an
+# extra argument kept the 10-minute stage: every node went NotReady 200-225 s after each
+# heartbeat, kube-controller-manager marked all pods Ready=False, and kwok's pod stages never
+# set a Running pod Ready again.)
 start_cluster() {
   local name="$1"
   if cluster_exists "$name"; then
@@ -162,7 +172,7 @@ start_cluster() {
       --kube-apiserver-binary "$BIN/kube-apiserver" --etcd-binary "$BIN/etcd" \
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
       --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
-      --extra-args kwok-controller=node-lease-duration-seconds=0 \
+      --node-lease-duration-seconds 0 \
       --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 || {
       tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2
       # A half-created cluster would be "resumed" by the next run; remove it instead.
@@ -384,6 +394,29 @@ Stop everything: FLEET_DIR=$FLEET_DIR hack/fleet.sh down   (make demo-down for t
 EOF
 }
 
+# One line of health: per service cluster the Ready nodes and the Ready pods in the sample
+# Project's namespace, then the sample Project's Ready status and ready clusters. For soaks:
+#   while sleep 30; do hack/fleet.sh health; done | tee soak.log
+count_ready() { grep -c '^True$' || true; }
+health() {
+  binaries >/dev/null 2>&1
+  local entry name line nodes nodes_ready pods pods_ready ready clusters
+  line="$(date +%FT%T)"
+  for entry in "${SERVICE_CLUSTERS[@]}"; do
+    read -r name _ <<<"$entry"
+    nodes="$(kc "$name" get nodes --request-timeout=10s \
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null)" || nodes="?"
+    pods="$(kc "$name" get pods -n shop --request-timeout=10s \
+      -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null)" || pods="?"
+    if [ "$nodes" = "?" ]; then nodes_ready="?/?"; else nodes_ready="$(count_ready <<<"$nodes")/$(grep -c . <<<"$nodes" || true)"; fi
+    if [ "$pods" = "?" ]; then pods_ready="?/?"; else pods_ready="$(count_ready <<<"$pods")/$(grep -c . <<<"$pods" || true)"; fi
+    line+=" $name nodes=$nodes_ready pods=$pods_ready"
+  done
+  ready="$(kc "$MANAGER" get project -n default shop --request-timeout=10s -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}' 2>/dev/null)" || ready="?"
+  clusters="$(kc "$MANAGER" get project -n default shop --request-timeout=10s -o jsonpath='{.status.readyClusters}' 2>/dev/null)" || clusters="?"
+  echo "$line project=${ready:-?} readyClusters=${clusters:-?}"
+}
+
 # Rebuilds convoy from the working tree and restarts it; the clusters are left alone.
 manager_restart() {
   if [ ! -f "$FLEET_DIR/$MARKER" ] || [ ! -f "$KUBECONFIGS/$MANAGER.yaml" ]; then
@@ -437,5 +470,6 @@ case "${1:-}" in
   down) down ;;
   summary) summary ;;
   manager-restart) manager_restart ;;
-  *) echo "usage: $0 up|down|summary|manager-restart" >&2; exit 2 ;;
+  health) health ;;
+  *) echo "usage: $0 up|down|summary|manager-restart|health" >&2; exit 2 ;;
 esac
