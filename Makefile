@@ -65,7 +65,7 @@ demo-down: ## Stop the fleet and convoy started by `make demo` and remove their 
 
 .PHONY: e2e
 e2e: ## Run the end-to-end suite on the local fleet (starts it when needed; leaves it running).
-	@hack/fleet.sh up
+	@FLEET_SERVICE_CLUSTERS= FLEET_SAMPLES=1 hack/fleet.sh up # the suite needs the default fleet
 	go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -ginkgo.v
 
 ##@ Build and run
