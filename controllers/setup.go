@@ -42,7 +42,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if cfg.NamespaceRecheck == 0 {
 		cfg.NamespaceRecheck = 30 * time.Second
 	}
-	opts := controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles}
+	// Reconciles read only the manager cluster; the timeout bounds a manager API server that
+	// hangs. Remote work is bounded per pair by SyncTimeout.
+	opts := controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ReconciliationTimeout: 30 * time.Second}
 	in := inputs{Client: mgr.GetClient(), DrainHelperImage: cfg.DrainHelperImage}
 	state := newPairState()
 	results := make(chan event.GenericEvent, 4096)
