@@ -400,6 +400,8 @@ EOF
 count_ready() { grep -c '^True$' || true; }
 health() {
   binaries >/dev/null 2>&1
+  # The clusters the fleet was created with, whatever FLEET_SERVICE_CLUSTERS says now.
+  [ -s "$FLEET_DIR/service-clusters" ] && mapfile -t SERVICE_CLUSTERS <"$FLEET_DIR/service-clusters"
   local entry name line nodes nodes_ready pods pods_ready ready clusters
   line="$(date +%FT%T)"
   for entry in "${SERVICE_CLUSTERS[@]}"; do
