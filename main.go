@@ -71,6 +71,7 @@ func main() {
 	restCfg.QPS, restCfg.Burst = float32(kubeAPIQPS), kubeBurst
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,

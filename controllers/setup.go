@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -32,6 +33,13 @@ type Config struct {
 	NamespaceRecheck time.Duration
 	// DrainHelperImage is the convoy-drain image for PreStop hooks that need it.
 	DrainHelperImage string
+}
+
+// CacheOptions are the manager cache's options: objects are cached without managedFields,
+// which convoy never reads in the manager cluster and which is often the larger part of an
+// object.
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // Setup registers every convoy controller and the per-cluster work queues with the manager.

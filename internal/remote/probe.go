@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -9,7 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
+	apimachineryversion "k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -44,12 +47,13 @@ func (c *Connection) Probe(ctx context.Context) (ProbeResult, error) {
 	return res, nil
 }
 
+// probe reads the version and the DestinationRule support. Discovery's own methods take no
+// context, so the requests are made through its REST client with ctx: a probe that hangs
+// ends at the probe timeout, not at the client's request timeout.
 func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult, error) {
-	if err := ctx.Err(); err != nil {
-		return ProbeResult{}, err
-	}
-	info, err := disc.ServerVersion()
-	if err != nil {
+	rc := disc.RESTClient()
+	var info apimachineryversion.Info
+	if err := getJSON(ctx, rc, "/version", &info); err != nil {
 		return ProbeResult{}, fmt.Errorf("reading server version: %w", err)
 	}
 	res := ProbeResult{KubernetesVersion: info.GitVersion}
@@ -59,12 +63,20 @@ func probe(ctx context.Context, disc discovery.DiscoveryInterface) (ProbeResult,
 		res.Capabilities.NativeSidecars = v.AtLeast(version.MajorMinor(1, 33))
 		res.Capabilities.TrafficDistribution = trafficDistribution(v)
 	}
-	versions, err := destinationRuleVersions(disc)
+	versions, err := destinationRuleVersions(ctx, rc)
 	if err != nil {
 		return ProbeResult{}, err
 	}
 	res.Capabilities.DestinationRuleVersions = versions
 	return res, nil
+}
+
+func getJSON(ctx context.Context, rc rest.Interface, path string, into any) error {
+	raw, err := rc.Get().AbsPath(path).Do(ctx).Raw()
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, into)
 }
 
 // trafficDistribution is the zone-local Service trafficDistribution enabled by default at
@@ -81,38 +93,36 @@ func trafficDistribution(v *version.Version) string {
 
 // destinationRuleVersions lists the networking.istio.io versions that serve DestinationRule,
 // the server's preferred version first.
-func destinationRuleVersions(disc discovery.DiscoveryInterface) ([]string, error) {
-	groups, err := disc.ServerGroups()
-	if err != nil {
-		return nil, fmt.Errorf("listing API groups: %w", err)
+func destinationRuleVersions(ctx context.Context, rc rest.Interface) ([]string, error) {
+	var group metav1.APIGroup
+	if err := getJSON(ctx, rc, "/apis/"+IstioNetworkingGroup, &group); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading API group %s: %w", IstioNetworkingGroup, err)
 	}
 	var versions []string
-	for _, g := range groups.Groups {
-		if g.Name != IstioNetworkingGroup {
-			continue
+	for _, gv := range group.Versions {
+		var resources metav1.APIResourceList
+		if err := getJSON(ctx, rc, "/apis/"+gv.GroupVersion, &resources); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("listing %s resources: %w", gv.GroupVersion, err)
 		}
-		for _, gv := range g.Versions {
-			resources, err := disc.ServerResourcesForGroupVersion(gv.GroupVersion)
-			if err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return nil, fmt.Errorf("listing %s resources: %w", gv.GroupVersion, err)
-			}
-			if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "destinationrules" }) {
-				versions = append(versions, gv.Version)
-			}
+		if slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "destinationrules" }) {
+			versions = append(versions, gv.Version)
 		}
-		// Put the preferred version first so callers can take versions[0].
-		slices.SortStableFunc(versions, func(a, b string) int {
-			switch {
-			case a == g.PreferredVersion.Version:
-				return -1
-			case b == g.PreferredVersion.Version:
-				return 1
-			}
-			return 0
-		})
 	}
+	// Put the preferred version first so callers can take versions[0].
+	slices.SortStableFunc(versions, func(a, b string) int {
+		switch {
+		case a == group.PreferredVersion.Version:
+			return -1
+		case b == group.PreferredVersion.Version:
+			return 1
+		}
+		return 0
+	})
 	return versions, nil
 }
