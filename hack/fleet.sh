@@ -158,6 +158,8 @@ EOF
 # extra argument kept the 10-minute stage: every node went NotReady 200-225 s after each
 # heartbeat, kube-controller-manager marked all pods Ready=False, and kwok's pod stages never
 # set a Running pod Ready again.)
+# kube-apiserver's default Service range (10.0.0.0/24) holds 254 Services: a bench with 1,000
+# Projects needs a Service per Project per cluster, so the fleet widens it to a /16.
 start_cluster() {
   local name="$1"
   if cluster_exists "$name"; then
@@ -173,6 +175,7 @@ start_cluster() {
       --kube-controller-manager-binary "$BIN/kube-controller-manager" \
       --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
       --node-lease-duration-seconds 0 \
+      --extra-args kube-apiserver=service-cluster-ip-range=10.0.0.0/16 \
       --wait 120s >"$FLEET_DIR/logs/kwokctl-$name.log" 2>&1 || {
       tail -n 20 "$FLEET_DIR/logs/kwokctl-$name.log" >&2
       # A half-created cluster would be "resumed" by the next run; remove it instead.
