@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -42,67 +41,16 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("project").
-		Watches(&convoyv1.Project{}, r.dispatchFirst(&handler.EnqueueRequestForObject{}),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&convoyv1.ServiceCluster{}, r.dispatchFirst(handler.EnqueueRequestsFromMapFunc(r.projectsForCluster)),
+		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.projectsForCluster),
 			builder.WithPredicates(clusterChangedPredicate())).
-		Watches(&convoyv1.GracefulShutdownPolicy{}, r.dispatchFirst(handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy))),
+		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&convoyv1.LocalityLoadBalancing{}, r.dispatchFirst(handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing))),
+		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(results, batched)).
 		WithOptions(opts).
 		Complete(r)
-}
-
-// dispatchFirst wraps an input's event handler so that every Project it enqueues has its
-// pairs queued at once, from the manager's caches, on the informer's goroutine. A spec,
-// policy or cluster change then reaches the per-cluster queues without waiting in the
-// Project queue behind status patches (which the manager client's rate limit paces); the
-// reconcile that follows aggregates status and finds the pairs already queued. Projects
-// without convoy's finalizer yet are left to the reconcile, which adds it before any pair
-// may write: nothing is pushed for a Project whose deletion convoy could miss.
-func (r *ProjectReconciler) dispatchFirst(next handler.EventHandler) handler.EventHandler {
-	wrap := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
-		return dispatchingQueue{TypedRateLimitingInterface: q, dispatch: r.dispatch}
-	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			next.Create(ctx, e, wrap(q))
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			next.Update(ctx, e, wrap(q))
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			next.Delete(ctx, e, wrap(q))
-		},
-		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			next.Generic(ctx, e, wrap(q))
-		},
-	}
-}
-
-// dispatchingQueue queues a Project's pairs before adding the Project itself.
-type dispatchingQueue struct {
-	workqueue.TypedRateLimitingInterface[reconcile.Request]
-	dispatch func(reconcile.Request)
-}
-
-func (q dispatchingQueue) Add(req reconcile.Request) {
-	q.dispatch(req)
-	q.TypedRateLimitingInterface.Add(req)
-}
-
-// dispatch queues the pairs of one Project whose inputs changed.
-func (r *ProjectReconciler) dispatch(req reconcile.Request) {
-	pi, err := r.gather(context.Background(), req.NamespacedName)
-	if err != nil || pi == nil || !controllerutil.ContainsFinalizer(pi.project, convoyv1.CleanupFinalizer) {
-		return
-	}
-	if !pi.deleting() && (len(pi.missing) > 0 || pi.placementErr != nil) {
-		return
-	}
-	r.queuePairs(pi)
 }
 
 // policyIndex indexes Projects by the policies they reference, as "Kind/name".
