@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/convoy-dev/convoy/internal/engine"
+	"github.com/convoy-dev/convoy/internal/informer"
 	"github.com/convoy-dev/convoy/internal/remote"
 )
 
@@ -37,9 +38,10 @@ type Config struct {
 
 // CacheOptions are the manager cache's options: objects are cached without managedFields,
 // which convoy never reads in the manager cluster and which is often the larger part of an
-// object.
+// object, and informers resume within seconds after the manager's API server was away
+// (client-go's own backoff would leave changes waiting 30 s or more).
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), NewInformer: informer.NewSharedIndexInformer}
 }
 
 // Setup registers every convoy controller and the per-cluster work queues with the manager.

@@ -215,7 +215,10 @@ var _ = BeforeSuite(func() {
 		ResyncPeriod:            resyncPeriod,
 		ClusterWorkers:          2,
 		SyncTimeout:             20 * time.Second,
-		DrainHelperImage:        "ghcr.io/convoy-dev/convoy-drain:test",
+		// Cleanups that wait for a person are woken by watches; the fallback recheck is kept
+		// far away so that the tests prove it.
+		NamespaceRecheck: 5 * time.Minute,
+		DrainHelperImage: "ghcr.io/convoy-dev/convoy-drain:test",
 	})).To(Succeed())
 	managerDone := make(chan struct{})
 	go func() {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/informer"
 )
 
 // watchedTypes are the remote kinds convoy writes and therefore caches and watches. The
@@ -56,7 +58,14 @@ type Connection struct {
 	requestTimeout time.Duration
 	// placementErr says why pods and nodes cannot be read (nil when they can).
 	placementErr error
-	cancel       context.CancelFunc
+	// runCtx lives as long as the connection; cancel ends it.
+	runCtx context.Context
+	cancel context.CancelFunc
+	// metadata watches the objects that keep a namespace from being deleted; onChange wakes
+	// their Project when one goes away.
+	metadata metadata.Interface
+	onChange func(project types.NamespacedName)
+	waits    namespaceWaits
 
 	// namespaceMu serialises namespace claims so that two Projects asking for the same
 	// remote namespace cannot both win.
@@ -116,6 +125,9 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		}
 		o.Cache.DefaultLabelSelector = owned
 		o.Cache.DefaultTransform = keepConvoyApplyEntry
+		// A cluster back from a blip shorter than the breaker's threshold keeps its caches:
+		// they must resume within seconds, not after client-go's reflector backoff.
+		o.Cache.NewInformer = informer.NewSharedIndexInformer
 		o.Cache.ByObject = map[client.Object]cache.ByObject{
 			// Pods of convoy's Deployments carry its labels; only where they run is kept.
 			&corev1.Pod{}: {Transform: podPlacementOnly},
@@ -136,8 +148,15 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 	if err != nil {
 		return nil, fmt.Errorf("contacting %s: %w", name, err)
 	}
+	meta, err := metadata.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("building metadata client for %s: %w", name, err)
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	conn := &Connection{
+		runCtx:         runCtx,
+		metadata:       meta,
+		onChange:       onChange,
 		Name:           name,
 		cluster:        cl,
 		discovery:      disc,

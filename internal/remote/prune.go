@@ -129,7 +129,12 @@ func (c *Connection) Delete(ctx context.Context, obj client.Object) error {
 			return err
 		}
 		if len(unowned) > 0 {
-			return &NamespaceNotEmptyError{Namespace: obj.GetName(), ClusterID: c.Name, Unowned: unowned}
+			c.wakeWhenUnblocked(obj, unowned)
+			ids := make([]string, 0, len(unowned))
+			for _, o := range unowned {
+				ids = append(ids, o.id)
+			}
+			return &NamespaceNotEmptyError{Namespace: obj.GetName(), ClusterID: c.Name, Unowned: ids}
 		}
 	}
 	uid := obj.GetUID()
@@ -158,13 +163,16 @@ type namespacedObject struct {
 	uid      types.UID
 	owners   []types.UID
 	labelled bool
+	// resource and listedAt (the list's resourceVersion) let a watch start where the list ended.
+	resource schema.GroupVersionResource
+	listedAt string
 }
 
 // unownedObjectsIn lists the objects in a namespace that convoy does not own, over every
 // namespaced kind the cluster serves (custom resources included). An object counts as owned
 // when it carries convoy's label or when an owner reference leads to such an object (pods of
 // a convoy Deployment, EndpointSlices of a convoy Service).
-func (c *Connection) unownedObjectsIn(ctx context.Context, namespace string) ([]string, error) {
+func (c *Connection) unownedObjectsIn(ctx context.Context, namespace string) ([]namespacedObject, error) {
 	resources, err := c.discovery.ServerPreferredNamespacedResources()
 	if err != nil {
 		// A group that cannot be listed could hold user data: do not guess.
@@ -196,6 +204,8 @@ func (c *Connection) unownedObjectsIn(ctx context.Context, namespace string) ([]
 					id:       r.Kind + "/" + item.Name,
 					uid:      item.UID,
 					labelled: item.Labels[convoyv1.ManagedByLabel] == convoyv1.ManagedByValue,
+					resource: gv.WithResource(r.Name),
+					listedAt: items.ResourceVersion,
 				}
 				for _, ref := range item.OwnerReferences {
 					o.owners = append(o.owners, ref.UID)
@@ -209,7 +219,7 @@ func (c *Connection) unownedObjectsIn(ctx context.Context, namespace string) ([]
 
 // unownedOf returns the objects that are neither labelled by convoy, nor owned (through any
 // chain of owner references) by a labelled object, nor created by the system.
-func unownedOf(objects []namespacedObject) []string {
+func unownedOf(objects []namespacedObject) []namespacedObject {
 	owned := map[types.UID]bool{}
 	for _, o := range objects {
 		if o.labelled {
@@ -225,13 +235,13 @@ func unownedOf(objects []namespacedObject) []string {
 			}
 		}
 	}
-	var unowned []string
+	var unowned []namespacedObject
 	for _, o := range objects {
 		if !owned[o.uid] && !systemObjects[o.id] {
-			unowned = append(unowned, o.id)
+			unowned = append(unowned, o)
 		}
 	}
-	slices.Sort(unowned)
+	slices.SortFunc(unowned, func(a, b namespacedObject) int { return strings.Compare(a.id, b.id) })
 	return unowned
 }
 
