@@ -41,7 +41,7 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election so that only one replica reconciles.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
-	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Projects reconciled in parallel (manager-side work only: placement and status).")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Reconciles at once of each manager-side controller (Project dispatch, Project status, ServiceCluster); none of them waits on a service cluster.")
 	flag.IntVar(&clusterWorkers, "cluster-workers", 4, "(Project, cluster) pairs synced at once in each service cluster.")
 	flag.DurationVar(&syncTimeout, "sync-timeout", time.Minute, "Upper bound of one sync of a Project in one cluster.")
 	flag.DurationVar(&resyncPeriod, "resync-period", 10*time.Minute, "How often every Project is re-checked in each cluster without an event (jittered by 10%). A resync that finds nothing to change sends no write to service clusters.")

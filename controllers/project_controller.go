@@ -19,10 +19,10 @@ import (
 	"github.com/convoy-dev/convoy/internal/engine"
 )
 
-// ProjectReconciler decides, for each Project, which clusters must run it or be cleaned of
-// it, queues one unit of work per (Project, cluster) pair on that cluster's queue, and turns
-// the pairs' results into the Project's status. It reads only the manager's caches and never
-// waits on a service cluster.
+// ProjectReconciler turns the results of a Project's (Project, cluster) pairs into its status
+// and releases its finalizer once every cluster is clean. The projectDispatcher queues the
+// pairs; this reconciler reads only the manager's caches and the pairs' in-memory results and
+// never waits on a service cluster.
 type ProjectReconciler struct {
 	inputs
 	Queues *engine.Queues
@@ -38,14 +38,11 @@ type ProjectReconciler struct {
 // +kubebuilder:rbac:groups=convoy.dev,resources=gracefulshutdownpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=convoy.dev,resources=localityloadbalancings,verbs=get;list;watch
 
-// Reconcile runs the phases: gather, finalizer, validate, queue pairs, status. The status
-// is patched once, at the end, and only when it changed.
+// Reconcile runs the phases: gather, validate, status. The status is patched once, at the
+// end, and only when it changed.
 func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	pi, err := r.gather(ctx, req.NamespacedName)
 	if err != nil || pi == nil {
-		if pi == nil && err == nil {
-			r.state.forgetProject(req.NamespacedName)
-		}
 		return ctrl.Result{}, err
 	}
 	project := pi.project
@@ -55,9 +52,6 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}()
 	if pi.deleting() {
 		return r.reconcileDelete(ctx, pi)
-	}
-	if err := addFinalizer(ctx, r.Client, project); err != nil {
-		return ctrl.Result{}, err
 	}
 	project.Status.ObservedGeneration = project.Generation
 	if len(pi.missing) > 0 {
@@ -69,22 +63,8 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		markStalled(&project.Status.Conditions, project.Generation, convoyv1.ReasonInvalidSpec, pi.placementErr.Error())
 		return ctrl.Result{}, reconcile.TerminalError(pi.placementErr)
 	}
-	r.queuePairs(pi)
 	r.summarize(project, r.clusterStatuses(pi), len(pi.placement.Targeted))
 	return ctrl.Result{RequeueAfter: wait.Jitter(r.ResyncPeriod, 0.1)}, nil
-}
-
-// queuePairs queues every pair whose inputs changed since it was last queued: all of them
-// after a restart, one per cluster after a Project change, and none when the reconcile only
-// aggregates results.
-func (r *ProjectReconciler) queuePairs(pi *projectInputs) {
-	for i := range pi.clusters {
-		sc := &pi.clusters[i]
-		pair := engine.Pair{Project: client.ObjectKeyFromObject(pi.project), Cluster: sc.Name}
-		if r.state.markQueued(pair, pi.pairInputsHash(sc)) {
-			r.Queues.Add(pair)
-		}
-	}
 }
 
 // clusterStatuses builds the per-cluster status from the pairs' results: one entry per
@@ -141,14 +121,13 @@ func pending(prev convoyv1.ProjectClusterStatus, cluster string, generation int6
 	return st
 }
 
-// reconcileDelete queues a cleanup of every cluster and releases the finalizer only when
-// every pair has confirmed that its cluster holds nothing of the Project.
+// reconcileDelete releases the finalizer only when every pair has confirmed that its cluster
+// holds nothing of the Project; the dispatcher queued the cleanups.
 func (r *ProjectReconciler) reconcileDelete(ctx context.Context, pi *projectInputs) (ctrl.Result, error) {
 	project := pi.project
 	if !slices.Contains(project.Finalizers, convoyv1.CleanupFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	r.queuePairs(pi)
 	var pending []convoyv1.ProjectClusterStatus
 	for i := range pi.clusters {
 		name := pi.clusters[i].Name
@@ -163,7 +142,12 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, pi *projectInpu
 		}
 	}
 	if len(pending) == 0 {
-		return ctrl.Result{}, removeFinalizer(ctx, r.Client, project)
+		if err := removeFinalizer(ctx, r.Client, project); apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: finalizerConflictRetry}, nil
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, nil
 	}
 	names := make([]string, 0, len(pending))
 	for _, p := range pending {

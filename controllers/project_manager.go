@@ -21,9 +21,11 @@ import (
 	"github.com/convoy-dev/convoy/internal/render"
 )
 
-// SetupWithManager registers the controller and its triggers: the Project itself, the policies
-// it references, changes of the ServiceClusters it targets or still holds objects in, and
-// results of its (Project, cluster) pairs. Remote object events go to the pairs, not here.
+// SetupWithManager registers the two Project controllers. Both are triggered by the Project,
+// the policies it references and changes of the ServiceClusters it targets or still holds
+// objects in: the dispatcher ("project-dispatch") queues pairs, the status controller
+// ("project") also takes the results of the pairs. Remote object events go to the pairs,
+// not here.
 func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options, results <-chan event.GenericEvent, batch time.Duration) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, policyIndex,
 		func(o client.Object) []string {
@@ -35,22 +37,30 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		}); err != nil {
 		return err
 	}
+	dispatcher := &projectDispatcher{inputs: r.inputs, Queues: r.Queues, state: r.state}
+	if err := r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project-dispatch")).WithOptions(opts).Complete(dispatcher); err != nil {
+		return err
+	}
 	// Results of several pairs of one Project coalesce into one status patch.
 	batched := handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}, batch)
 	}}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("project").
+	return r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project")).
+		WatchesRawSource(source.Channel(results, batched)).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// watchInputs adds the triggers both Project controllers share.
+func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Request]) *builder.TypedBuilder[reconcile.Request] {
+	return b.
 		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.projectsForCluster),
 			builder.WithPredicates(clusterChangedPredicate())).
 		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing)),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesRawSource(source.Channel(results, batched)).
-		WithOptions(opts).
-		Complete(r)
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 }
 
 // policyIndex indexes Projects by the policies they reference, as "Kind/name".

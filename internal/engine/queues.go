@@ -2,6 +2,10 @@
 // service cluster. Each cluster's queue has its own workers, retries with its own backoff and
 // bounds each item with a timeout, so a cluster that is slow or hangs holds only its own
 // workers: the other clusters' pairs never wait behind it.
+//
+// The queues are priority queues: a change of what a pair should run (Project, policy,
+// placement or cluster changes) goes before re-checks (remote events, resyncs, retries), so a
+// backlog of echoes and resyncs never delays a change.
 package engine
 
 import (
@@ -12,7 +16,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// Priorities of queued pairs.
+const (
+	// PriorityRecheck is for re-checks: remote events, resyncs and retries.
+	PriorityRecheck = 0
+	// PriorityChange is for a change of the pair's inputs in the manager cluster.
+	PriorityChange = 10
 )
 
 // Pair is one unit of work: a Project in one service cluster.
@@ -50,7 +63,7 @@ type Queues struct {
 }
 
 type clusterQueue struct {
-	queue  workqueue.TypedRateLimitingInterface[Pair]
+	queue  priorityqueue.PriorityQueue[Pair]
 	cancel context.CancelFunc
 }
 
@@ -71,21 +84,20 @@ func New(opts Options, sync SyncFunc) *Queues {
 	return &Queues{opts: opts, sync: sync, queues: map[string]*clusterQueue{}}
 }
 
-// Add queues a pair now. A pair already waiting is not queued twice.
-func (q *Queues) Add(p Pair) { q.AddAfter(p, 0) }
+// Add queues a pair now with the given priority. A pair already waiting is not queued twice;
+// it keeps the higher of the two priorities.
+func (q *Queues) Add(p Pair, priority int) {
+	if cq := q.queueFor(p.Cluster); cq != nil {
+		cq.queue.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, p)
+	}
+}
 
-// AddAfter queues a pair after delay. Pairs added within the delay coalesce into one run:
-// the echo of convoy's own writes and bursts of remote events cost one sync.
+// AddAfter queues a re-check of a pair after delay. Pairs added within the delay coalesce
+// into one run: the echo of convoy's own writes and bursts of remote events cost one sync.
 func (q *Queues) AddAfter(p Pair, delay time.Duration) {
-	cq := q.queueFor(p.Cluster)
-	if cq == nil {
-		return
+	if cq := q.queueFor(p.Cluster); cq != nil {
+		cq.queue.AddAfter(p, delay)
 	}
-	if delay <= 0 {
-		cq.queue.Add(p)
-		return
-	}
-	cq.queue.AddAfter(p, delay)
 }
 
 // Len is the number of pairs waiting in a cluster's queue.
@@ -139,10 +151,9 @@ func (q *Queues) queueFor(cluster string) *clusterQueue {
 	if cq := q.queues[cluster]; cq != nil {
 		return cq
 	}
-	cq := &clusterQueue{queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[Pair](q.opts.BaseBackoff, q.opts.MaxBackoff),
-		workqueue.TypedRateLimitingQueueConfig[Pair]{Name: "cluster_" + cluster},
-	)}
+	cq := &clusterQueue{queue: priorityqueue.New("cluster_"+cluster, func(o *priorityqueue.Opts[Pair]) {
+		o.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[Pair](q.opts.BaseBackoff, q.opts.MaxBackoff)
+	})}
 	q.queues[cluster] = cq
 	if q.ctx != nil {
 		q.startLocked(cluster, cq)

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,11 +40,11 @@ func TestHungClusterDelaysOnlyItself(t *testing.T) {
 	})
 	start(t, q)
 	for _, name := range []string{"a", "b", "c"} {
-		q.Add(pair(name, "hung"))
+		q.Add(pair(name, "hung"), PriorityChange)
 	}
 	time.Sleep(50 * time.Millisecond) // both hung workers are now stuck
 	for _, name := range []string{"a", "b", "c"} {
-		q.Add(pair(name, "ok"))
+		q.Add(pair(name, "ok"), PriorityChange)
 	}
 	for range 3 {
 		select {
@@ -98,7 +100,7 @@ func TestRetryTimeoutAndResync(t *testing.T) {
 		return 0, nil
 	})
 	start(t, q)
-	q.Add(pair("shop", "seoul"))
+	q.Add(pair("shop", "seoul"), PriorityChange)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
@@ -117,5 +119,46 @@ func TestRetryTimeoutAndResync(t *testing.T) {
 	defer mu.Unlock()
 	if len(calls) != 4 {
 		t.Fatalf("%d syncs after the last one asked for no resync", len(calls))
+	}
+}
+
+// A change jumps a backlog of re-checks in its cluster's queue.
+func TestChangeGoesBeforeRechecks(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	q := New(Options{Workers: 1, Timeout: time.Minute}, func(ctx context.Context, p Pair) (time.Duration, error) {
+		if p.Project.Name == "first" {
+			<-release // holds the only worker while the backlog builds up
+		}
+		mu.Lock()
+		order = append(order, p.Project.Name)
+		mu.Unlock()
+		return 0, nil
+	})
+	start(t, q)
+	q.Add(pair("first", "seoul"), PriorityRecheck)
+	time.Sleep(50 * time.Millisecond)
+	for i := range 100 {
+		q.Add(pair(fmt.Sprintf("recheck-%d", i), "seoul"), PriorityRecheck)
+	}
+	q.Add(pair("change", "seoul"), PriorityChange)
+	time.Sleep(50 * time.Millisecond) // the queue takes adds through a buffer
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 102 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 102 syncs ran", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if order[1] != "change" {
+		t.Fatalf("the change ran at position %d, after %v; want it right after the sync that was running", slices.Index(order, "change"), order[:3])
 	}
 }
