@@ -19,26 +19,27 @@ import (
 
 func main() {
 	var (
-		metricsAddr, probeAddr  string
-		leaderElect             bool
-		maxConcurrentReconciles int
-		resyncPeriod            time.Duration
-		clusterProbeInterval    time.Duration
-		clusterFailureThreshold int
-		clusterSuccessThreshold int
-		clusterProbeTimeout     time.Duration
-		clusterConnectTimeout   time.Duration
-		clusterMaxBackoff       time.Duration
-		clusterWorkers          int
-		syncTimeout             time.Duration
-		remoteQPS, kubeAPIQPS   float64
-		remoteBurst, kubeBurst  int
-		remoteRequestTimeout    time.Duration
-		leaderElectionNamespace string
-		drainHelperImage        string
+		metricsAddr, probeAddr, pprofAddr string
+		leaderElect                       bool
+		maxConcurrentReconciles           int
+		resyncPeriod                      time.Duration
+		clusterProbeInterval              time.Duration
+		clusterFailureThreshold           int
+		clusterSuccessThreshold           int
+		clusterProbeTimeout               time.Duration
+		clusterConnectTimeout             time.Duration
+		clusterMaxBackoff                 time.Duration
+		clusterWorkers                    int
+		syncTimeout                       time.Duration
+		remoteQPS, kubeAPIQPS             float64
+		remoteBurst, kubeBurst            int
+		remoteRequestTimeout              time.Duration
+		leaderElectionNamespace           string
+		drainHelperImage                  string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address the Go profiling endpoints (/debug/pprof) bind to; \"0\" disables them. Bind to loopback only: profiles reveal memory contents.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election so that only one replica reconciles.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Reconciles at once of each manager-side controller (Project dispatch, Project status, ServiceCluster); none of them waits on a service cluster.")
@@ -74,6 +75,7 @@ func main() {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "convoy-manager.convoy.dev",
 		LeaderElectionNamespace: leaderElectionNamespace,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -122,8 +123,14 @@ func (b *bench) run(ctx context.Context) error {
 	if !b.cfg.skip["steady"] {
 		b.phaseSoft(ctx, "Steady rate", b.steady)
 	}
+	if !b.cfg.skip["floor"] && !b.cfg.skip["steady"] {
+		b.phaseSoft(ctx, "Steady rate, no convoy (floor)", b.rawSteady)
+	}
 	if !b.cfg.skip["burst"] {
 		b.phaseSoft(ctx, "Burst", b.burst)
+	}
+	if !b.cfg.skip["floor"] && !b.cfg.skip["burst"] {
+		b.phaseSoft(ctx, "Burst, no convoy (floor)", b.rawBurst)
 	}
 	if !b.cfg.skip["noop"] {
 		b.phaseSoft(ctx, "Settle", b.settleAll)
@@ -615,6 +622,46 @@ func verdict(ok bool) string {
 // steady issues changes to different Projects at a fixed rate for a window, then waits a
 // grace period for the stragglers.
 func (b *bench) steady(ctx context.Context) error {
+	r, err := b.atRate(ctx, b.change)
+	if err != nil {
+		return err
+	}
+	b.rep.steady = r.d
+	b.rep.add(fmt.Sprintf("Steady %.3g changes/s for %s (%d changes over different Projects, achieved %.1f/s)", b.cfg.rate, b.cfg.steady, len(r.d), r.achieved),
+		r.summary(b.cfg.grace), "P99 ≤ 2 s, none lost", verdict(len(r.d) > 0 && r.d.lostCount() == 0 && r.d.pct(99) <= 2*time.Second))
+	return nil
+}
+
+// rawSteady is the floor of the steady phase on this machine: the same rate of pod-template
+// changes, to the same Deployments in every cluster, made by the bench itself without convoy.
+func (b *bench) rawSteady(ctx context.Context) error {
+	r, err := b.atRate(ctx, b.rawChange)
+	if err != nil {
+		return err
+	}
+	b.rep.add(fmt.Sprintf("Floor, no convoy: the same %.3g changes/s patched straight into every cluster (%d changes, achieved %.1f/s)", b.cfg.rate, len(r.d), r.achieved),
+		r.summary(b.cfg.grace), "", "")
+	return nil
+}
+
+// rateResult is what atRate measured.
+type rateResult struct {
+	d        dist
+	achieved float64
+	skipped  int
+}
+
+func (r rateResult) summary(grace time.Duration) string {
+	note := ""
+	if r.skipped > 0 {
+		note = fmt.Sprintf("; %d ticks skipped: every Project had a change in flight", r.skipped)
+	}
+	return r.d.summary(50, 90, 99) + fmt.Sprintf("; **%d lost** (not in every cluster %s after the window)", r.d.lostCount(), grace) + note
+}
+
+// atRate makes changes with change, each to a different Project, at the configured rate for
+// the steady window, then waits a grace period for the stragglers.
+func (b *bench) atRate(ctx context.Context, change func(context.Context, string, []string) (*expectation, error)) (rateResult, error) {
 	b.mu.Lock()
 	b.pending = map[string]bool{}
 	b.mu.Unlock()
@@ -630,7 +677,7 @@ func (b *bench) steady(ctx context.Context) error {
 	start := time.Now()
 	for i := range total {
 		if err := sleep(ctx, time.Until(start.Add(time.Duration(i)*interval))); err != nil {
-			return err
+			return rateResult{}, err
 		}
 		name, ok := b.nextProject()
 		if !ok {
@@ -643,7 +690,7 @@ func (b *bench) steady(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e, err := b.change(ctx, name, b.fleet.clusters)
+			e, err := change(ctx, name, b.fleet.clusters)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -669,7 +716,7 @@ func (b *bench) steady(ctx context.Context) error {
 	window := time.Since(start)
 	logf("  %d changes issued in %.1f s; waiting up to %s for the rest", len(es), window.Seconds(), b.cfg.grace)
 	if len(failed) > 0 {
-		return fmt.Errorf("%d patches failed, first: %w", len(failed), failed[0])
+		return rateResult{}, fmt.Errorf("%d patches failed, first: %w", len(failed), failed[0])
 	}
 	graceEnd := time.Now().Add(b.cfg.grace)
 	for _, e := range es {
@@ -677,25 +724,65 @@ func (b *bench) steady(ctx context.Context) error {
 		case <-e.done:
 		case <-time.After(time.Until(graceEnd)):
 		case <-ctx.Done():
-			return ctx.Err()
+			return rateResult{}, ctx.Err()
 		}
 	}
-	var d dist
+	r := rateResult{achieved: float64(len(es)) / window.Seconds(), skipped: skipped}
 	for _, e := range es {
 		l := e.latency(b.track)
 		if l == lost {
 			b.track.cancel(e)
 		}
-		d = append(d, l)
+		r.d = append(r.d, l)
 	}
-	b.rep.steady = d
-	note := ""
-	if skipped > 0 {
-		note = fmt.Sprintf("; %d ticks skipped: every Project had a change in flight", skipped)
+	return r, nil
+}
+
+// rawAnnotation is the pod-template annotation the floor phases change. convoy does not own
+// it, so it keeps it (a foreign field) and writes nothing back; every change still rolls the
+// Deployment out, exactly like a change of the image.
+const rawAnnotation = "convoy-bench/raw-change"
+
+func annotationIs(value string) func(*appsv1.Deployment) bool {
+	return func(d *appsv1.Deployment) bool { return d.Spec.Template.Annotations[rawAnnotation] == value }
+}
+
+// rawChange patches one Project's Deployment in every cluster at once, without convoy. The
+// expectation starts before the patches are sent, so the floor includes their round trips.
+func (b *bench) rawChange(ctx context.Context, name string, clusters []string) (*expectation, error) {
+	value := b.newImage()
+	e := b.track.expect(deploymentKey(name, workload), clusters, annotationIs(value))
+	e.project = name
+	b.track.setStart(e, time.Now())
+	errs := make([]error, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.rawPatch(ctx, c, name, value)
+		}()
 	}
-	b.rep.add(fmt.Sprintf("Steady %.3g changes/s for %s (%d changes over different Projects, achieved %.1f/s)", b.cfg.rate, b.cfg.steady, len(es), float64(len(es))/window.Seconds()),
-		d.summary(50, 90, 99)+fmt.Sprintf("; **%d lost** (not in every cluster %s after the window)", d.lostCount(), b.cfg.grace)+note,
-		"P99 ≤ 2 s, none lost", verdict(len(d) > 0 && d.lostCount() == 0 && d.pct(99) <= 2*time.Second))
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.track.cancel(e)
+		return nil, err
+	}
+	return e, nil
+}
+
+// rawPatch sets rawAnnotation on a Deployment's pod template with a merge patch (field
+// manager convoy-bench-raw).
+func (b *bench) rawPatch(ctx context.Context, cluster, name, value string) error {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{rawAnnotation: value}}}}})
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := b.fleet.remotes[cluster].AppsV1().Deployments(name).Patch(pctx, workload, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: rawManager + "-raw"})
+	if err != nil {
+		return fmt.Errorf("patching Deployment %s/%s in %s: %w", name, workload, cluster, err)
+	}
 	return nil
 }
 
@@ -722,15 +809,84 @@ func (b *bench) burst(ctx context.Context) error {
 		}))
 	}
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"appShutdownSeconds": next}})
-	if err := b.fleet.mgr.Patch(ctx, policy, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	result, ok, err := b.timeBurst(ctx, es, func() error {
+		if err := b.fleet.mgr.Patch(ctx, policy, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return fmt.Errorf("patching GracefulShutdownPolicy %s: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.rep.add(fmt.Sprintf("Burst: shared GracefulShutdownPolicy changed → %d Deployment updates (appShutdownSeconds %d → %d)", len(es)*len(b.fleet.clusters), prev, next),
+		result, "last ≤ 60 s", verdict(ok))
+	return nil
+}
+
+// rawBurstWorkersPerCluster matches convoy's default --cluster-workers, so the floor applies
+// with the same concurrency per cluster as convoy.
+const rawBurstWorkersPerCluster = 4
+
+// rawBurst is the floor of the burst on this machine: every Deployment in every cluster gets
+// a pod-template change patched by the bench itself, without convoy.
+func (b *bench) rawBurst(ctx context.Context) error {
+	value := b.newImage()
+	var es []*expectation
+	for _, name := range b.names {
+		es = append(es, b.track.expect(deploymentKey(name, workload), b.fleet.clusters, annotationIs(value)))
+	}
+	result, _, err := b.timeBurst(ctx, es, func() error {
+		var wg sync.WaitGroup
+		for _, c := range b.fleet.clusters {
+			names := make(chan string)
+			for range rawBurstWorkersPerCluster {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for name := range names {
+						if err := b.rawPatch(ctx, c, name, value); err != nil {
+							logf("  %v", err)
+						}
+					}
+				}()
+			}
+			go func() {
+				defer close(names)
+				for _, name := range b.names {
+					select {
+					case names <- name:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+		}
+		go wg.Wait() // the timing starts now; patches go on in the background
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.rep.add(fmt.Sprintf("Floor, no convoy: %d Deployment updates patched straight into the clusters (%d at a time per cluster)", len(es)*len(b.fleet.clusters), rawBurstWorkersPerCluster),
+		result, "", "")
+	return nil
+}
+
+// timeBurst runs trigger and times the arrival of every expectation: the last one and the
+// 50 % and 90 % marks, or how many did not arrive within the burst timeout. ok reports that
+// all arrived within 60 s.
+func (b *bench) timeBurst(ctx context.Context, es []*expectation, trigger func() error) (result string, ok bool, err error) {
+	defer func() {
 		for _, e := range es {
 			b.track.cancel(e)
 		}
-		return fmt.Errorf("patching GracefulShutdownPolicy %s: %w", key, err)
-	}
+	}()
 	start := time.Now()
+	if err := trigger(); err != nil {
+		return "", false, err
+	}
 	total := len(es) * len(b.fleet.clusters)
-	err := poll(ctx, b.cfg.burstTimeout, 200*time.Millisecond, func() (bool, string, error) {
+	waitErr := poll(ctx, b.cfg.burstTimeout, 200*time.Millisecond, func() (bool, string, error) {
 		seen, want := b.track.seenCount(es)
 		return seen == want, fmt.Sprintf("%d/%d Deployments updated", seen, want), nil
 	})
@@ -746,16 +902,10 @@ func (b *bench) burst(ctx context.Context) error {
 		}
 		return fmt.Sprintf("%.1f s", times[i].Sub(start).Seconds())
 	}
-	for _, e := range es {
-		b.track.cancel(e)
+	if waitErr != nil {
+		return fmt.Sprintf("**%d of %d not updated within %s** (50%% at %s, 90%% at %s)", total-len(times), total, b.cfg.burstTimeout, at(0.5), at(0.9)), false, nil
 	}
-	result := fmt.Sprintf("last at %s (50%% at %s, 90%% at %s)", at(1), at(0.5), at(0.9))
-	if err != nil {
-		result = fmt.Sprintf("**%d of %d not updated within %s** (50%% at %s, 90%% at %s)", total-len(times), total, b.cfg.burstTimeout, at(0.5), at(0.9))
-	}
-	b.rep.add(fmt.Sprintf("Burst: shared GracefulShutdownPolicy changed → %d Deployment updates (appShutdownSeconds %d → %d)", total, prev, next),
-		result, "last ≤ 60 s", verdict(err == nil && len(times) == total && times[len(times)-1].Sub(start) <= time.Minute))
-	return nil
+	return fmt.Sprintf("last at %s (50%% at %s, 90%% at %s)", at(1), at(0.5), at(0.9)), times[len(times)-1].Sub(start) <= time.Minute, nil
 }
 
 // settleAll waits until every Project is Ready again, then a quiet period.
