@@ -3,8 +3,10 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
-	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -185,51 +187,84 @@ func dropEmpty(m map[string]any) bool {
 // upToDate reports whether the fields convoy owns in live hold exactly the desired values.
 // A remote edit of an owned field moves its ownership to the editor, and a field convoy no
 // longer wants is still owned by convoy; both make this false, so the next apply repairs the
-// drift. Fields owned by others (an HPA's replicas, defaults) are not compared.
+// drift. Fields owned by others (an HPA's replicas, defaults) are not compared. Both sides
+// are compared as digests: a cached copy carries the digest of its owned fields, computed
+// when it arrived (slimForCache), instead of the fields themselves.
 func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.Object) (bool, error) {
+	converter := converterFor(c.typeConverter, gvk)
+	have, err := ownedDigest(converter, gvk, live)
+	if err != nil || have == "" {
+		return false, err
+	}
+	want, err := wantedDigest(converter, gvk, desired)
+	if err != nil {
+		return false, err
+	}
+	return have == want, nil
+}
+
+// ownedDigest is the digest of the fields convoy's apply entry covers in live, or "" when
+// convoy has no apply entry there (so the object must be applied).
+func ownedDigest(converter managedfields.TypeConverter, gvk schema.GroupVersionKind, live client.Object) (string, error) {
+	if d, ok := cachedDigest(live); ok {
+		return d, nil
+	}
 	entry := convoyApplyEntry(live.GetManagedFields())
 	if entry == nil || entry.FieldsV1 == nil {
-		return false, nil
+		return "", nil
 	}
 	owned := &fieldpath.Set{}
 	if err := owned.FromJSON(bytes.NewReader(entry.FieldsV1.Raw)); err != nil {
-		return false, fmt.Errorf("parsing managed fields of %s %s: %w", gvk.Kind, live.GetName(), err)
+		return "", fmt.Errorf("parsing managed fields of %s %s: %w", gvk.Kind, live.GetName(), err)
 	}
 	liveU, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	liveObj := &unstructured.Unstructured{Object: liveU}
 	liveObj.SetGroupVersionKind(gvk)
-	converter := c.converterFor(gvk)
 	liveTyped, err := converter.ObjectToTyped(liveObj)
 	if err != nil {
-		return false, err
+		return "", err
 	}
+	return digest(liveTyped.ExtractItems(owned.Leaves()).AsValue().Unstructured())
+}
+
+// wantedDigest is the digest of what an apply of desired sets.
+func wantedDigest(converter managedfields.TypeConverter, gvk schema.GroupVersionKind, desired client.Object) (string, error) {
 	payload, err := applyPayload(desired, gvk)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	desiredTyped, err := converter.ObjectToTyped(payload)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	// Compare only what an apply request sets: identity fields are not part of managedFields.
 	desiredOwned, err := desiredTyped.ToFieldSet()
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	extracted := liveTyped.ExtractItems(owned.Leaves()).AsValue().Unstructured()
-	wanted := desiredTyped.ExtractItems(desiredOwned.Leaves()).AsValue().Unstructured()
-	return reflect.DeepEqual(stripIdentity(extracted), stripIdentity(wanted)), nil
+	return digest(desiredTyped.ExtractItems(desiredOwned.Leaves()).AsValue().Unstructured())
+}
+
+// digest hashes a field tree without its identity. encoding/json writes map keys sorted, so
+// equal trees give equal digests.
+func digest(fields any) (string, error) {
+	raw, err := json.Marshal(stripIdentity(fields))
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:16]), nil
 }
 
 // converterFor returns the schema-aware converter for built-in kinds and a deduced one for
 // custom resources (Istio's CRDs declare no list types, so their lists are atomic, which is
 // what the deduced converter assumes).
-func (c *Connection) converterFor(gvk schema.GroupVersionKind) managedfields.TypeConverter {
+func converterFor(typeConverter managedfields.TypeConverter, gvk schema.GroupVersionKind) managedfields.TypeConverter {
 	if clientgoscheme.Scheme.Recognizes(gvk) {
-		return c.typeConverter
+		return typeConverter
 	}
 	return deducedConverter
 }

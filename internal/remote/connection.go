@@ -124,7 +124,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 			return apiutil.NewDynamicRESTMapper(c, boundedHTTP)
 		}
 		o.Cache.DefaultLabelSelector = owned
-		o.Cache.DefaultTransform = keepConvoyApplyEntry
+		o.Cache.DefaultTransform = slimForCache(opts.Scheme, typeConverter)
 		// A cluster back from a blip shorter than the breaker's threshold keeps its caches:
 		// they must resume within seconds, not after client-go's reflector backoff.
 		o.Cache.NewInformer = informer.NewSharedIndexInformer
@@ -207,23 +207,6 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		return nil, fmt.Errorf("caches of %s did not sync: %w", name, context.Cause(ctx))
 	}
 	return conn, nil
-}
-
-// keepConvoyApplyEntry drops every managedFields entry but convoy's own apply entry before an
-// object enters the cache: the no-op check and drift detection read only that entry (an edit
-// of a field convoy owns moves the field out of it), and the other entries (the
-// controller-manager's status writes, nodes' kubelet entries) would cost memory for nothing.
-func keepConvoyApplyEntry(obj any) (any, error) {
-	o, ok := obj.(metav1.Object)
-	if !ok || len(o.GetManagedFields()) == 0 {
-		return obj, nil
-	}
-	if e := convoyApplyEntry(o.GetManagedFields()); e != nil {
-		o.SetManagedFields([]metav1.ManagedFieldsEntry{*e})
-	} else {
-		o.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 // projectEventHandler turns any change of a convoy-owned object into a call of onChange with

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/applyconfigurations"
@@ -120,20 +121,80 @@ func TestUpToDate(t *testing.T) {
 			if got != tt.upToDate {
 				t.Errorf("upToDate = %v, want %v", got, tt.upToDate)
 			}
+			// The cache holds a slimmed copy: it must answer the same.
+			cached, err := slimForCache(convoyscheme.New(), c.typeConverter)(live.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			slim := cached.(*appsv1.Deployment)
+			if slim.Spec.Template.Spec.Containers != nil || slim.ManagedFields != nil {
+				t.Fatalf("cached copy still holds its pod template or managedFields: %+v", slim)
+			}
+			if !equality.Semantic.DeepEqual(slim.Status, live.Status) || !equality.Semantic.DeepEqual(slim.Spec.Replicas, live.Spec.Replicas) || !equality.Semantic.DeepEqual(slim.Labels, live.Labels) {
+				t.Errorf("cached copy lost what convoy reads: replicas %v, status %+v, labels %v", slim.Spec.Replicas, slim.Status, slim.Labels)
+			}
+			if got, err := c.upToDate(deploymentGVK, slim, desired); err != nil || got != tt.upToDate {
+				t.Errorf("upToDate of the cached copy = %v, %v; want %v", got, err, tt.upToDate)
+			}
 		})
 	}
 }
 
+// A digest annotation on an object read from the API server (it has managedFields) is not
+// trusted: only the cache's transform writes it.
+func TestDigestAnnotationTrustedOnlyOnCachedCopies(t *testing.T) {
+	c := testConnection()
+	live, desired := liveAfterApply(t, c), desiredDeployment()
+	desired.Spec.Template.Spec.Containers[0].Image = "api:2"
+	want, err := wantedDigest(c.typeConverter, deploymentGVK, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Annotations = map[string]string{ownedDigestAnnotation: want}
+	if got, err := c.upToDate(deploymentGVK, live, desired); err != nil || got {
+		t.Errorf("upToDate = %v, %v; want false: the live image is api:1", got, err)
+	}
+}
+
+// A cached copy whose digest cannot be computed is kept whole, with convoy's entry, and
+// upToDate computes from it.
+func TestSlimKeepsObjectWhenDigestFails(t *testing.T) {
+	c := testConnection()
+	live := liveAfterApply(t, c)
+	live.ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte("not json")}
+	live.ManagedFields = append(live.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate})
+	cached, err := slimForCache(convoyscheme.New(), c.typeConverter)(live.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim := cached.(*appsv1.Deployment)
+	if len(slim.ManagedFields) != 1 || slim.ManagedFields[0].Manager != convoyv1.FieldOwner || len(slim.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("want the whole object with only convoy's entry, got managedFields %v", slim.ManagedFields)
+	}
+	if _, err := c.upToDate(deploymentGVK, slim, desiredDeployment()); err == nil {
+		t.Error("upToDate of an unparsable entry: want the parse error surfaced")
+	}
+}
+
 // BenchmarkUpToDate measures the per-object cost of a no-op resync: it runs for every object
-// in every targeted cluster on every reconcile.
+// in every targeted cluster on every reconcile. "cached" is what a resync pays (the live side
+// is a digest computed on arrival), "full" computes both sides.
 func BenchmarkUpToDate(b *testing.B) {
 	c := testConnection()
 	live, desired := liveAfterApply(b, c), desiredDeployment()
-	b.ReportAllocs()
-	for b.Loop() {
-		ok, err := c.upToDate(deploymentGVK, live, desired)
-		if err != nil || !ok {
-			b.Fatalf("upToDate = %v, %v", ok, err)
-		}
+	cached, err := slimForCache(convoyscheme.New(), c.typeConverter)(live.DeepCopy())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, obj := range map[string]*appsv1.Deployment{"full": live, "cached": cached.(*appsv1.Deployment)} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ok, err := c.upToDate(deploymentGVK, obj, desired)
+				if err != nil || !ok {
+					b.Fatalf("upToDate = %v, %v", ok, err)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,99 @@
+package remote
+
+import (
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// ownedDigestAnnotation holds, on a cached copy only, the digest of the fields convoy owned in
+// the object when it arrived ("" when convoy owned nothing). It is never written to a cluster.
+const ownedDigestAnnotation = "convoy.dev/cached-owned-fields-digest"
+
+// slimForCache returns the transform every object passes before it enters a connection's
+// cache. convoy reads little of what it caches: identity, labels, deletion state, what it owns
+// (for the no-op check and drift detection) and a Deployment's replicas and status. So the
+// fields convoy owns are reduced to a digest on arrival, and the specs, annotations and
+// managedFields are dropped: a cached Deployment shrinks from its full pod template (with
+// every server default) to its metadata and status. Objects of other kinds (node metadata)
+// only lose their managedFields. When the digest cannot be computed, the object is kept whole
+// and upToDate computes from it.
+func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConverter) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		o, ok := obj.(client.Object)
+		if !ok {
+			return obj, nil
+		}
+		if !slimmable(o) {
+			o.SetManagedFields(nil)
+			return obj, nil
+		}
+		gvk, err := apiutil.GVKForObject(o, scheme)
+		if err != nil {
+			return keepConvoyApplyEntry(o), nil
+		}
+		d, err := ownedDigest(converterFor(typeConverter, gvk), gvk, o)
+		if err != nil {
+			return keepConvoyApplyEntry(o), nil
+		}
+		o.SetManagedFields(nil)
+		o.SetAnnotations(map[string]string{ownedDigestAnnotation: d})
+		dropSpec(o)
+		return obj, nil
+	}
+}
+
+// slimmable reports whether o is a kind convoy applies.
+func slimmable(o client.Object) bool {
+	switch o.(type) {
+	case *appsv1.Deployment, *corev1.Service, *corev1.Namespace, *networkingv1.DestinationRule, *networkingv1beta1.DestinationRule:
+		return true
+	}
+	return false
+}
+
+// dropSpec removes what convoy never reads from a cached object of a kind it applies.
+func dropSpec(o client.Object) {
+	switch t := o.(type) {
+	case *appsv1.Deployment:
+		t.Spec = appsv1.DeploymentSpec{Replicas: t.Spec.Replicas} // status stays: convoy reports it
+	case *corev1.Service:
+		t.Spec, t.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
+	case *corev1.Namespace:
+		t.Spec = corev1.NamespaceSpec{}
+	case *networkingv1.DestinationRule:
+		t.Spec.Reset()
+		t.Status.Reset()
+	case *networkingv1beta1.DestinationRule:
+		t.Spec.Reset()
+		t.Status.Reset()
+	}
+}
+
+// cachedDigest returns the digest slimForCache left on a cached copy. An object with
+// managedFields came from the API server, not from the cache: its annotation is not trusted.
+func cachedDigest(o client.Object) (string, bool) {
+	if len(o.GetManagedFields()) > 0 {
+		return "", false
+	}
+	d, ok := o.GetAnnotations()[ownedDigestAnnotation]
+	return d, ok
+}
+
+// keepConvoyApplyEntry drops every managedFields entry but convoy's own apply entry: the no-op
+// check reads only that one.
+func keepConvoyApplyEntry(o client.Object) client.Object {
+	if e := convoyApplyEntry(o.GetManagedFields()); e != nil {
+		o.SetManagedFields([]metav1.ManagedFieldsEntry{*e})
+	} else {
+		o.SetManagedFields(nil)
+	}
+	return o
+}
