@@ -7,10 +7,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -41,9 +43,10 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	if err := r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project-dispatch")).WithOptions(opts).Complete(dispatcher); err != nil {
 		return err
 	}
-	// Results of several pairs of one Project coalesce into one status patch.
+	// Results of several pairs of one Project coalesce into one status patch, queued behind
+	// Project changes.
 	batched := handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}, batch)
+		addLowPriority(q, batch, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)})
 	}}
 	return r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project")).
 		WatchesRawSource(source.Channel(results, batched)).
@@ -55,8 +58,7 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Request]) *builder.TypedBuilder[reconcile.Request] {
 	return b.
 		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&convoyv1.ServiceCluster{}, handler.EnqueueRequestsFromMapFunc(r.projectsForCluster),
-			builder.WithPredicates(clusterChangedPredicate())).
+		Watches(&convoyv1.ServiceCluster{}, lowPriority(r.projectsForCluster), builder.WithPredicates(clusterChangedPredicate())).
 		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing)),
@@ -140,4 +142,36 @@ func readyOf(sc *convoyv1.ServiceCluster) string {
 		return ""
 	}
 	return string(c.Status) + "/" + c.Reason
+}
+
+// lowPriority is handler.EnqueueRequestsFromMapFunc with the requests queued behind Project
+// changes: a ServiceCluster that flips readiness fans out to every Project that targets it,
+// and a spec change made meanwhile must not wait behind a thousand of those.
+func lowPriority(fn handler.MapFunc) handler.EventHandler {
+	enqueue := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		addLowPriority(q, 0, fn(ctx, obj)...)
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.ObjectOld, q) // the Projects it concerned before a label change, too
+			enqueue(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+	}
+}
+
+// addLowPriority queues requests at controller-runtime's low priority, after delay.
+func addLowPriority(q workqueue.TypedRateLimitingInterface[reconcile.Request], delay time.Duration, reqs ...reconcile.Request) {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{After: delay, Priority: ptr.To(handler.LowPriority)}, reqs...)
+		return
+	}
+	for _, r := range reqs {
+		q.AddAfter(r, delay)
+	}
 }
