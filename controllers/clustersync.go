@@ -21,7 +21,7 @@ import (
 // clusterSync is the worker side of the engine: it makes one Project match in one service
 // cluster (apply, prune, read status) or removes it from there. It runs on that cluster's
 // own queue, so it never waits on another cluster, and it reports through pairState; the
-// Project reconcile turns the results into status.
+// Project status controller turns the results into status.
 type clusterSync struct {
 	inputs
 	fleet *remote.Fleet
@@ -29,9 +29,9 @@ type clusterSync struct {
 	// resync re-checks a synced pair without events; in steady state it reads only caches.
 	resync time.Duration
 	// namespaceRecheck is how often a cleanup that waits for a person to empty a namespace
-	// looks again: convoy does not watch objects it does not own.
+	// looks again; the connection also watches the blocking objects and wakes the pair early.
 	namespaceRecheck time.Duration
-	// wake asks the Project reconcile to aggregate a changed result.
+	// wake asks the Project status controller to aggregate a changed result.
 	wake func(project types.NamespacedName)
 }
 

@@ -68,7 +68,7 @@ func (pi *projectInputs) targets(cluster string) bool {
 func (pi *projectInputs) deleting() bool { return !pi.project.DeletionTimestamp.IsZero() }
 
 // pairInputsHash summarises what a (Project, cluster) pair's sync depends on, as seen from
-// the manager. The Project reconcile queues a pair when this changes; remote changes reach
+// the manager. The Project dispatcher queues a pair when this changes; remote changes reach
 // the pair through the cluster's own events.
 func (pi *projectInputs) pairInputsHash(sc *convoyv1.ServiceCluster) uint64 {
 	h := fnv.New64a()

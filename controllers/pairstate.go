@@ -22,7 +22,7 @@ type pairResult struct {
 	waitsForPerson bool
 }
 
-// pairState is the in-memory meeting point of the Project reconcile and the per-cluster
+// pairState is the in-memory meeting point of the two Project controllers and the per-cluster
 // workers: the inputs each pair was last queued for, and each pair's last result. It is not
 // persisted: after a restart every pair is queued again (its inputs hash is unknown), and
 // SSA makes repeating a sync harmless.

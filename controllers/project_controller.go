@@ -43,6 +43,11 @@ type ProjectReconciler struct {
 func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	pi, err := r.gather(ctx, req.NamespacedName)
 	if err != nil || pi == nil {
+		if pi == nil && err == nil {
+			// A sync that finished after the finalizer was released may have recorded a
+			// result since the dispatcher forgot the Project.
+			r.state.forgetProject(req.NamespacedName)
+		}
 		return ctrl.Result{}, err
 	}
 	project := pi.project

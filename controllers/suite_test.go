@@ -99,9 +99,12 @@ func (sc *serviceCluster) crash() {
 type requestCounter struct {
 	mu     sync.Mutex
 	counts map[string]*atomic.Int64
+	log    map[string][]string
 }
 
-func newRequestCounter() *requestCounter { return &requestCounter{counts: map[string]*atomic.Int64{}} }
+func newRequestCounter() *requestCounter {
+	return &requestCounter{counts: map[string]*atomic.Int64{}, log: map[string][]string{}}
+}
 
 func (c *requestCounter) counter(cluster string) *atomic.Int64 {
 	c.mu.Lock()
@@ -112,22 +115,44 @@ func (c *requestCounter) counter(cluster string) *atomic.Int64 {
 	return c.counts[cluster]
 }
 
+// Get is the number of writes sent to a cluster so far.
 func (c *requestCounter) Get(cluster string) int64 { return c.counter(cluster).Load() }
 
+// InNamespace lists the writes sent to a cluster after the first `after` of them that touch
+// namespace (objects in it, or the namespace itself; "" for every write), as "METHOD path".
+func (c *requestCounter) InNamespace(cluster string, after int64, namespace string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, w := range c.log[cluster][min(after, int64(len(c.log[cluster]))):] {
+		if namespace == "" || strings.Contains(w, "/namespaces/"+namespace+"/") || strings.HasSuffix(w, "/namespaces/"+namespace) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func (c *requestCounter) record(cluster, write string) {
+	c.mu.Lock()
+	c.log[cluster] = append(c.log[cluster], write)
+	c.mu.Unlock()
+	c.counter(cluster).Add(1)
+}
+
 func (c *requestCounter) wrap(cluster string, rt http.RoundTripper) http.RoundTripper {
-	return &countingTransport{next: rt, writes: c.counter(cluster)}
+	return &countingTransport{next: rt, record: func(w string) { c.record(cluster, w) }}
 }
 
 type countingTransport struct {
 	next   http.RoundTripper
-	writes *atomic.Int64
+	record func(write string)
 }
 
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
-		t.writes.Add(1)
+		t.record(req.Method + " " + req.URL.Path)
 	}
 	return t.next.RoundTrip(req)
 }

@@ -14,6 +14,10 @@ package informer
 
 import (
 	"context"
+	"errors"
+	"net"
+	"net/http"
+	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,9 +88,28 @@ func retry[T any](ctx context.Context, call func() (T, error)) (T, error) {
 }
 
 // Unreachable reports whether err says that the API server could not be reached or is not
-// serving for now: a refused or reset connection, a connection closed mid-request, 429 or 503.
-// Such a call succeeds unchanged once the server is back.
+// serving for now: a refused, reset or lost connection, a dial timeout, an unreachable host
+// or network, a failed name lookup, a connection closed mid-request, or 429, 502, 503, 504
+// (an overloaded server or a load balancer in front of a stopped one). Such a call succeeds
+// unchanged once the server is back.
 func Unreachable(err error) bool {
-	return utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
-		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err)
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the caller's own deadline, not the server's absence
+	}
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var status apierrors.APIStatus
+	switch {
+	case utilnet.IsConnectionRefused(err), utilnet.IsConnectionReset(err), utilnet.IsProbableEOF(err), utilnet.IsHTTP2ConnectionLost(err),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnsErr):
+		return true
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return true
+	case errors.As(err, &status):
+		switch status.Status().Code {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+	}
+	return false
 }

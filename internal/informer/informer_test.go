@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -41,6 +42,12 @@ func TestUnreachable(t *testing.T) {
 		{"connection closed mid-request", io.ErrUnexpectedEOF, true},
 		{"429 too many requests", apierrors.NewTooManyRequests("slow down", 1), true},
 		{"503 service unavailable", apierrors.NewServiceUnavailable("starting"), true},
+		{"dial timeout (host down)", &url.Error{Op: "Get", URL: "https://10.0.0.1/api", Err: &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}}, true},
+		{"no route to host", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, true},
+		{"name lookup failed", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "api.example"}}, true},
+		{"502 from a load balancer", apierrors.NewGenericServerResponse(http.StatusBadGateway, "get", gr, "", "", 0, false), true},
+		{"504 from a load balancer", apierrors.NewGenericServerResponse(http.StatusGatewayTimeout, "get", gr, "", "", 0, false), true},
+		{"500 internal error", apierrors.NewInternalError(errors.New("boom")), false},
 		{"403 forbidden", apierrors.NewForbidden(gr, "", errors.New("no")), false},
 		{"410 expired", apierrors.NewResourceExpired("too old resource version"), false},
 		{"404 not found", apierrors.NewNotFound(gr, "x"), false},
@@ -53,6 +60,12 @@ func TestUnreachable(t *testing.T) {
 		})
 	}
 }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
 
 // scriptedLW fails its first calls with the given errors, then succeeds.
 type scriptedLW struct {

@@ -204,11 +204,16 @@ func (c *Connection) upToDate(gvk schema.GroupVersionKind, live, desired client.
 }
 
 // ownedDigest is the digest of the fields convoy's apply entry covers in live, or "" when
-// convoy has no apply entry there (so the object must be applied).
+// convoy has no apply entry there (so the object must be applied). A cached copy carries it.
 func ownedDigest(converter managedfields.TypeConverter, gvk schema.GroupVersionKind, live client.Object) (string, error) {
 	if d, ok := cachedDigest(live); ok {
 		return d, nil
 	}
+	return computeOwnedDigest(converter, gvk, live)
+}
+
+// computeOwnedDigest computes ownedDigest from live's managedFields.
+func computeOwnedDigest(converter managedfields.TypeConverter, gvk schema.GroupVersionKind, live client.Object) (string, error) {
 	entry := convoyApplyEntry(live.GetManagedFields())
 	if entry == nil || entry.FieldsV1 == nil {
 		return "", nil

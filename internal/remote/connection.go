@@ -88,9 +88,6 @@ func (c *Connection) DestinationRuleVersion() string { return c.drVersion }
 // elsewhere, so that what is written matches the cluster it is written to.
 func (c *Connection) Identity() ProbeResult { return c.identity }
 
-// Cache reads convoy-owned objects of the cluster.
-func (c *Connection) Cache() cache.Cache { return c.cluster.GetCache() }
-
 // dial builds a connection: clients, a probe of what the cluster serves, caches of convoy's
 // objects, synced. Every step is bounded by ctx or by a client timeout: a cluster that
 // accepts connections and never answers costs at most the connect timeout, and only to the

@@ -50,42 +50,45 @@ func (w *namespaceWaits) release(namespace string) {
 // deleting a namespace, and wakes the namespace's Project once one of them is deleted or
 // changes its labels or owner references (it may have become convoy's). A person who empties
 // the namespace so lets the cleanup finish within a batch period, not at the next periodic
-// recheck. Watching is best effort: an identity without the watch verb, or a watch that
-// fails, leaves the periodic recheck.
+// recheck. It returns at once; the watches run in the background, at most one set per
+// namespace, until a blocker changes, a watch ends (after blockerWatchSeconds, or on an error)
+// or the connection closes. Watching is best effort: an identity without the watch verb, or
+// a watch that fails, leaves the periodic recheck, which also sets the watches up again.
 func (c *Connection) wakeWhenUnblocked(namespace client.Object, blockers []namespacedObject) {
 	l := namespace.GetLabels()
 	project := types.NamespacedName{Namespace: l[convoyv1.ProjectNamespaceLabel], Name: l[convoyv1.ProjectNameLabel]}
-	if c.metadata == nil || c.onChange == nil || project.Name == "" || !c.waits.claim(namespace.GetName()) {
+	ns := namespace.GetName()
+	if c.metadata == nil || c.onChange == nil || project.Name == "" || !c.waits.claim(ns) {
 		return
 	}
+	go c.watchBlockers(ns, project, blockers)
+}
+
+func (c *Connection) watchBlockers(namespace string, project types.NamespacedName, blockers []namespacedObject) {
+	ctx, cancel := context.WithCancel(c.runCtx)
+	defer cancel()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { c.waits.release(namespace) }) }
+	defer release()
 	byUID := map[types.UID]namespacedObject{}
 	listedAt := map[schema.GroupVersionResource]string{}
 	for _, b := range blockers {
 		byUID[b.uid] = b
 		listedAt[b.resource] = b.listedAt
 	}
-	ctx, cancel := context.WithCancel(c.runCtx)
-	logger := log.FromContext(ctx).WithValues("ServiceCluster", c.Name, "Namespace", namespace.GetName())
-	var watches []watch.Interface
+	logger := log.FromContext(ctx).WithValues("ServiceCluster", c.Name, "Namespace", namespace)
+	var wg sync.WaitGroup
+	var wakeOnce sync.Once
 	for resource, rv := range listedAt {
+		// Off the sync's path: a server that stops answering holds only this goroutine, until
+		// the connection closes.
 		timeout := blockerWatchSeconds
-		w, err := c.metadata.Resource(resource).Namespace(namespace.GetName()).Watch(ctx,
+		w, err := c.metadata.Resource(resource).Namespace(namespace).Watch(ctx,
 			metav1.ListOptions{ResourceVersion: rv, TimeoutSeconds: &timeout})
 		if err != nil {
 			logger.V(1).Info("Cannot watch the objects that keep a namespace; the cleanup rechecks periodically", "resource", resource.String(), "error", err.Error())
 			continue
 		}
-		watches = append(watches, w)
-	}
-	if len(watches) == 0 {
-		cancel()
-		c.waits.release(namespace.GetName())
-		return
-	}
-	var once sync.Once
-	wake := func() { once.Do(func() { c.onChange(project) }) }
-	var wg sync.WaitGroup
-	for _, w := range watches {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -95,11 +98,17 @@ func (c *Connection) wakeWhenUnblocked(namespace client.Object, blockers []names
 				case <-ctx.Done():
 					return
 				case ev, ok := <-w.ResultChan():
-					if !ok {
+					if !ok || ev.Type == watch.Error {
+						// Ended: the periodic recheck decides and watches again.
+						cancel()
 						return
 					}
 					if unblocks(ev, byUID) {
-						wake()
+						wakeOnce.Do(func() {
+							// Released first, so that the sync this wakes can watch again.
+							release()
+							c.onChange(project)
+						})
 						cancel()
 						return
 					}
@@ -107,19 +116,12 @@ func (c *Connection) wakeWhenUnblocked(namespace client.Object, blockers []names
 			}
 		}()
 	}
-	go func() {
-		wg.Wait()
-		cancel()
-		c.waits.release(namespace.GetName())
-	}()
+	wg.Wait()
 }
 
 // unblocks reports whether a watch event may have freed the namespace: a blocking object was
-// deleted or its ownership changed. An error event counts too: the next check decides.
+// deleted or its ownership changed.
 func unblocks(ev watch.Event, blockers map[types.UID]namespacedObject) bool {
-	if ev.Type == watch.Error {
-		return true
-	}
 	obj, ok := ev.Object.(metav1.Object)
 	if !ok {
 		return false

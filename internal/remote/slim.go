@@ -39,7 +39,8 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 		if err != nil {
 			return keepConvoyApplyEntry(o), nil
 		}
-		d, err := ownedDigest(converterFor(typeConverter, gvk), gvk, o)
+		// Computed from managedFields, never taken from an annotation the object arrived with.
+		d, err := computeOwnedDigest(converterFor(typeConverter, gvk), gvk, o)
 		if err != nil {
 			return keepConvoyApplyEntry(o), nil
 		}
@@ -78,7 +79,8 @@ func dropSpec(o client.Object) {
 }
 
 // cachedDigest returns the digest slimForCache left on a cached copy. An object with
-// managedFields came from the API server, not from the cache: its annotation is not trusted.
+// managedFields came from the API server, not from the cache: its annotation is not trusted
+// (and the transform overwrites any such annotation when an object arrives).
 func cachedDigest(o client.Object) (string, bool) {
 	if len(o.GetManagedFields()) > 0 {
 		return "", false

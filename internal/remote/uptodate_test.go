@@ -3,6 +3,8 @@ package remote
 import (
 	"testing"
 
+	istionetworking "istio.io/api/networking/v1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
@@ -154,6 +157,16 @@ func TestDigestAnnotationTrustedOnlyOnCachedCopies(t *testing.T) {
 	if got, err := c.upToDate(deploymentGVK, live, desired); err != nil || got {
 		t.Errorf("upToDate = %v, %v; want false: the live image is api:1", got, err)
 	}
+	// An object that arrives with the annotation and no managedFields gets its digest
+	// computed by the transform (convoy owns nothing there), not taken from the annotation.
+	live.ManagedFields = nil
+	cached, err := slimForCache(convoyscheme.New(), c.typeConverter)(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.upToDate(deploymentGVK, cached.(client.Object), desired); err != nil || got {
+		t.Errorf("upToDate of a cached copy that arrived with a forged digest = %v, %v; want false", got, err)
+	}
 }
 
 // A cached copy whose digest cannot be computed is kept whole, with convoy's entry, and
@@ -193,6 +206,89 @@ func BenchmarkUpToDate(b *testing.B) {
 				ok, err := c.upToDate(deploymentGVK, obj, desired)
 				if err != nil || !ok {
 					b.Fatalf("upToDate = %v, %v", ok, err)
+				}
+			}
+		})
+	}
+}
+
+// The cache's slimmed copies of the other kinds convoy applies answer upToDate like the full
+// objects: a Service (typed converter) and a DestinationRule (deduced converter, protobuf spec).
+func TestSlimmedKindsAnswerLikeFullObjects(t *testing.T) {
+	c := testConnection()
+	scheme := convoyscheme.New()
+	labels := map[string]string{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}
+	service := func(port int32) client.Object {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: labels},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "api"}, Ports: []corev1.ServicePort{{Name: "http", Port: port}}}}
+	}
+	rule := func(maxRequests int32) client.Object {
+		dr := &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: labels}}
+		dr.Spec.Host = "api.shop.svc.cluster.local"
+		dr.Spec.TrafficPolicy = &istionetworking.TrafficPolicy{ConnectionPool: &istionetworking.ConnectionPoolSettings{
+			Http: &istionetworking.ConnectionPoolSettings_HTTPSettings{MaxRequestsPerConnection: maxRequests}}}
+		return dr
+	}
+	for _, tc := range []struct {
+		name             string
+		desired, changed func() client.Object
+		serverDefaults   func(client.Object)
+	}{
+		{"Service", func() client.Object { return service(80) }, func() client.Object { return service(8080) }, func(o client.Object) {
+			s := o.(*corev1.Service)
+			s.Spec.ClusterIP, s.Spec.Type, s.Spec.SessionAffinity = "10.0.0.7", corev1.ServiceTypeClusterIP, corev1.ServiceAffinityNone
+			s.Spec.Ports[0].Protocol = corev1.ProtocolTCP
+		}},
+		{"DestinationRule", func() client.Object { return rule(10) }, func() client.Object { return rule(20) }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			desired := tc.desired()
+			gvk, err := apiutil.GVKForObject(desired, scheme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			converter := converterFor(c.typeConverter, gvk)
+			payload, err := applyPayload(desired, gvk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			typed, err := converter.ObjectToTyped(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := typed.ToFieldSet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := set.ToJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			live := tc.desired()
+			if tc.serverDefaults != nil {
+				tc.serverDefaults(live)
+			}
+			live.SetUID("uid-1")
+			live.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: convoyv1.FieldOwner, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}}})
+			cached, err := slimForCache(scheme, c.typeConverter)(live.DeepCopyObject())
+			if err != nil {
+				t.Fatal(err)
+			}
+			slim := cached.(client.Object)
+			if _, ok := cachedDigest(slim); !ok {
+				t.Fatalf("cached copy has no digest: %+v", slim)
+			}
+			for _, check := range []struct {
+				desired client.Object
+				want    bool
+			}{{tc.desired(), true}, {tc.changed(), false}} {
+				full, err := c.upToDate(gvk, live, check.desired)
+				if err != nil || full != check.want {
+					t.Errorf("upToDate(full) = %v, %v; want %v", full, err, check.want)
+				}
+				got, err := c.upToDate(gvk, slim, check.desired)
+				if err != nil || got != check.want {
+					t.Errorf("upToDate(cached) = %v, %v; want %v", got, err, check.want)
 				}
 			}
 		})

@@ -861,7 +861,7 @@ func (b *bench) rawBurst(ctx context.Context) error {
 				}
 			}()
 		}
-		go wg.Wait() // the timing starts now; patches go on in the background
+		wg.Wait() // arrivals are timestamped as they come, also while patches are still sent
 		return nil
 	})
 	if err != nil {
