@@ -17,6 +17,18 @@ func pair(project, cluster string) Pair {
 	return Pair{Project: types.NamespacedName{Namespace: "team", Name: project}, Cluster: cluster}
 }
 
+// eventually fails the test when cond does not hold within 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func start(t *testing.T, q *Queues) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,19 +113,11 @@ func TestRetryTimeoutAndResync(t *testing.T) {
 	})
 	start(t, q)
 	q.Add(pair("shop", "seoul"), PriorityChange)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, "4 syncs (failure, timeout, resync, done)", func() bool {
 		mu.Lock()
-		n := len(calls)
-		mu.Unlock()
-		if n == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d syncs, want 4 (failure, timeout, resync, done)", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(calls) == 4
+	})
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
@@ -145,19 +149,11 @@ func TestChangeGoesBeforeRechecks(t *testing.T) {
 	q.Add(pair("change", "seoul"), PriorityChange)
 	time.Sleep(50 * time.Millisecond) // the queue takes adds through a buffer
 	close(release)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, "102 syncs", func() bool {
 		mu.Lock()
-		n := len(order)
-		mu.Unlock()
-		if n == 102 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 102 syncs ran", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(order) == 102
+	})
 	if order[1] != "change" {
 		t.Fatalf("the change ran at position %d, after %v; want it right after the sync that was running", slices.Index(order, "change"), order[:3])
 	}

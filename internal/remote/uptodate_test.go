@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,13 +46,19 @@ func desiredDeployment() *appsv1.Deployment {
 	}
 }
 
-// managedBy returns the managedFields entry the API server records when manager applies obj.
+// managedBy returns the managedFields entry the API server records when manager applies the
+// Deployment obj.
 func managedBy(t testing.TB, c *Connection, manager string, op metav1.ManagedFieldsOperationType, obj client.Object) metav1.ManagedFieldsEntry {
-	payload, err := applyPayload(obj, deploymentGVK)
+	return managedByAs(t, c.typeConverter, deploymentGVK, manager, op, obj)
+}
+
+// managedByAs is managedBy for any kind, with its converter.
+func managedByAs(t testing.TB, converter managedfields.TypeConverter, gvk schema.GroupVersionKind, manager string, op metav1.ManagedFieldsOperationType, obj client.Object) metav1.ManagedFieldsEntry {
+	payload, err := applyPayload(obj, gvk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	typed, err := c.typeConverter.ObjectToTyped(payload)
+	typed, err := converter.ObjectToTyped(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,29 +255,13 @@ func TestSlimmedKindsAnswerLikeFullObjects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			converter := converterFor(c.typeConverter, gvk)
-			payload, err := applyPayload(desired, gvk)
-			if err != nil {
-				t.Fatal(err)
-			}
-			typed, err := converter.ObjectToTyped(payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			set, err := typed.ToFieldSet()
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := set.ToJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
 			live := tc.desired()
 			if tc.serverDefaults != nil {
 				tc.serverDefaults(live)
 			}
 			live.SetUID("uid-1")
-			live.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: convoyv1.FieldOwner, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}}})
+			live.SetManagedFields([]metav1.ManagedFieldsEntry{
+				managedByAs(t, converterFor(c.typeConverter, gvk), gvk, convoyv1.FieldOwner, metav1.ManagedFieldsOperationApply, desired)})
 			cached, err := slimForCache(scheme, c.typeConverter)(live.DeepCopyObject())
 			if err != nil {
 				t.Fatal(err)
