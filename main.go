@@ -48,7 +48,7 @@ func main() {
 	flag.DurationVar(&resyncPeriod, "resync-period", 10*time.Minute, "How often every Project is re-checked in each cluster without an event (jittered by 10%). A resync that finds nothing to change sends no write to service clusters.")
 	flag.DurationVar(&clusterProbeInterval, "cluster-probe-interval", 30*time.Second, "Time between health probes of each service cluster.")
 	flag.DurationVar(&clusterProbeTimeout, "cluster-probe-timeout", 5*time.Second, "A probe that takes longer counts as failed: a cluster that answers too slowly is treated as down.")
-	flag.DurationVar(&clusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Upper bound for connecting to a service cluster, cache sync included.")
+	flag.DurationVar(&clusterConnectTimeout, "cluster-connect-timeout", 30*time.Second, "Upper bound for connecting to a service cluster. Its caches get as long to sync, and up to ten times as long while the cluster keeps answering probes.")
 	flag.DurationVar(&clusterMaxBackoff, "cluster-max-backoff", time.Minute, "Upper bound of the exponential backoff between attempts to reach a cluster that is down.")
 	flag.IntVar(&clusterFailureThreshold, "cluster-failure-threshold", 3, "Consecutive failed probes before a Ready service cluster is reported unreachable and its circuit breaker opens.")
 	flag.IntVar(&clusterSuccessThreshold, "cluster-success-threshold", 2, "Consecutive successful probes before a cluster that was down is used again.")

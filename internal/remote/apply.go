@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -235,12 +236,60 @@ func computeOwnedDigest(converter managedfields.TypeConverter, gvk schema.GroupV
 	return digest(liveTyped.ExtractItems(owned.Leaves()).AsValue().Unstructured())
 }
 
-// wantedDigest is the digest of what an apply of desired sets.
+// wantedDigest is the digest of what an apply of desired sets. Converting the payload into
+// a typed value and extracting its field set is most of a no-op sync's CPU, and the same
+// payload is checked at every resync, so the result is remembered per payload.
 func wantedDigest(converter managedfields.TypeConverter, gvk schema.GroupVersionKind, desired client.Object) (string, error) {
 	payload, err := applyPayload(desired, gvk)
 	if err != nil {
 		return "", err
 	}
+	raw, err := json.Marshal(payload.Object)
+	if err != nil {
+		return "", err
+	}
+	key := sha256.Sum256(raw)
+	if d, ok := wantedDigests.get(key); ok {
+		return d, nil
+	}
+	d, err := computeWantedDigest(converter, payload)
+	if err != nil {
+		return "", err
+	}
+	wantedDigests.put(key, d)
+	return d, nil
+}
+
+// digestMemo remembers digests by the hash of what they were computed from. It holds at
+// most maxEntries and starts over when full: enough for every object of a large fleet,
+// bounded when Projects churn.
+type digestMemo struct {
+	mu         sync.Mutex
+	maxEntries int
+	entries    map[[sha256.Size]byte]string
+}
+
+var wantedDigests = &digestMemo{maxEntries: 100_000}
+
+func (m *digestMemo) get(key [sha256.Size]byte) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.entries[key]
+	return d, ok
+}
+
+func (m *digestMemo) put(key [sha256.Size]byte, d string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil || len(m.entries) >= m.maxEntries {
+		m.entries = map[[sha256.Size]byte]string{}
+	}
+	m.entries[key] = d
+}
+
+// computeWantedDigest computes wantedDigest from an apply payload (its apiVersion and kind
+// are part of the memo key, so the converter chosen by kind is too).
+func computeWantedDigest(converter managedfields.TypeConverter, payload *unstructured.Unstructured) (string, error) {
 	desiredTyped, err := converter.ObjectToTyped(payload)
 	if err != nil {
 		return "", err

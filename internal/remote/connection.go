@@ -74,6 +74,13 @@ type Connection struct {
 
 func (c *Connection) stop() { c.cancel() }
 
+// waitForCaches reports whether the connection's caches synced before ctx ended. A
+// connection is used only once they have: a cache that has not caught up must not decide
+// what to apply or prune.
+func (c *Connection) waitForCaches(ctx context.Context) bool {
+	return c.cluster.GetCache().WaitForCacheSync(ctx)
+}
+
 // bounded limits one request (or a short sequence of them) to the cluster.
 func (c *Connection) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.requestTimeout)
@@ -88,8 +95,8 @@ func (c *Connection) DestinationRuleVersion() string { return c.drVersion }
 // elsewhere, so that what is written matches the cluster it is written to.
 func (c *Connection) Identity() ProbeResult { return c.identity }
 
-// dial builds a connection: clients, a probe of what the cluster serves, caches of convoy's
-// objects, synced. Every step is bounded by ctx or by a client timeout: a cluster that
+// dial builds a connection: clients, a probe of what the cluster serves, and caches of
+// convoy's objects, started; the supervisor waits for them to sync. Every step is bounded by ctx or by a client timeout: a cluster that
 // accepts connections and never answers costs at most the connect timeout, and only to the
 // cluster's own supervisor.
 func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, typeConverter managedfields.TypeConverter,
@@ -199,10 +206,6 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 			log.FromContext(ctx).Error(err, "Remote cache stopped", "ServiceCluster", name)
 		}
 	}()
-	if !cl.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, fmt.Errorf("caches of %s did not sync: %w", name, context.Cause(ctx))
-	}
 	return conn, nil
 }
 

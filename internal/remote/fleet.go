@@ -31,8 +31,12 @@ var ErrNotConnected = errors.New("service cluster is not connected")
 type Options struct {
 	// Scheme knows every type convoy reads or writes remotely.
 	Scheme *runtime.Scheme
-	// ConnectTimeout bounds building a connection, its cache sync included.
+	// ConnectTimeout bounds building a connection. Its caches get this long to sync, and
+	// then, while the cluster keeps answering probes, up to CacheSyncLimit in all.
 	ConnectTimeout time.Duration
+	// CacheSyncLimit bounds a new connection's cache sync while the cluster answers: a large
+	// or busy cluster may need longer than ConnectTimeout to list what convoy caches.
+	CacheSyncLimit time.Duration
 	// RequestTimeout bounds every request to a service cluster.
 	RequestTimeout time.Duration
 	// ProbeTimeout bounds a health probe: a cluster that answers more slowly counts as failing.
@@ -63,6 +67,7 @@ func (o *Options) defaults() {
 		}
 	}
 	setDefault(&o.ConnectTimeout, 30*time.Second)
+	setDefault(&o.CacheSyncLimit, 10*o.ConnectTimeout)
 	setDefault(&o.RequestTimeout, 15*time.Second)
 	setDefault(&o.ProbeTimeout, 5*time.Second)
 	setDefault(&o.ProbeInterval, 30*time.Second)
@@ -115,6 +120,7 @@ type Fleet struct {
 // link is what a supervisor needs of a connection.
 type link interface {
 	Probe(ctx context.Context) (ProbeResult, error)
+	waitForCaches(ctx context.Context) bool
 	DestinationRuleVersion() string
 	setIdentity(ProbeResult)
 	stop()

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,13 +19,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// fakeLink is a connection whose probes the test decides.
+// fakeLink is a connection whose probes and cache sync the test decides.
 type fakeLink struct {
 	mu      sync.Mutex
 	id      string
 	err     error
 	stopped bool
+	// unsyncedWaits is how many waits for its caches end before they have synced.
+	unsyncedWaits int
 }
+
+func (l *fakeLink) waitForCaches(context.Context) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unsyncedWaits > 0 {
+		l.unsyncedWaits--
+		return false
+	}
+	return true
+}
+
+func (l *fakeLink) isStopped() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.stopped }
 
 func (l *fakeLink) Probe(context.Context) (ProbeResult, error) {
 	l.mu.Lock()
@@ -193,6 +208,74 @@ func TestIdentityIsVerifiedBeforeUse(t *testing.T) {
 	f.Unregister("seoul")
 	if _, err := f.Get("seoul"); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("after Unregister: %v", err)
+	}
+}
+
+// A new connection whose caches take longer than the connect timeout to sync keeps syncing
+// while the cluster answers probes, and is used only once they have synced.
+func TestSlowCacheSyncContinuesWhileClusterAnswers(t *testing.T) {
+	f, clk, links := fakeFleet(Thresholds{Failures: 1, Successes: 1})
+	defer f.Stop()
+	links["seoul"] = &fakeLink{id: "uid-seoul", unsyncedWaits: 3}
+	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			advance(t, clk)
+		}
+		h := next(t, f)
+		if h.State == StateConnected || !strings.Contains(h.Message, "still syncing") {
+			t.Fatalf("wait %d: state %s (%s), want not connected and syncing", i, h.State, h.Message)
+		}
+		if _, err := f.Get("seoul"); !errors.Is(err, ErrNotConnected) {
+			t.Fatalf("wait %d: a connection whose caches have not synced must not be used, got %v", i, err)
+		}
+	}
+	advance(t, clk)
+	if h := next(t, f); h.State != StateConnected {
+		t.Fatalf("after the caches synced: state %s (%s)", h.State, h.Message)
+	}
+	if links["seoul"].isStopped() {
+		t.Fatal("the connection was dropped and rebuilt; its sync should have continued")
+	}
+}
+
+// The sync of a connection is abandoned when the cluster stops answering, or when it takes
+// longer than CacheSyncLimit although the cluster answers.
+func TestCacheSyncGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		probeErr error
+		want     string
+	}{
+		{"cluster stops answering", errors.New("probe timed out"), "probe timed out"},
+		{"past the limit", nil, "did not sync within"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, clk, links := fakeFleet(Thresholds{Failures: 1, Successes: 1})
+			defer f.Stop()
+			f.opts.CacheSyncLimit = 20 * time.Second
+			links["seoul"] = &fakeLink{id: "uid-seoul", unsyncedWaits: 100}
+			if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+				t.Fatal(err)
+			}
+			next(t, f) // syncing
+			links["seoul"].fail(tc.probeErr)
+			var h Health
+			for range 3 { // 12 s per step: the limit is passed on the second
+				advance(t, clk)
+				if h = next(t, f); strings.Contains(h.Message, tc.want) {
+					break
+				}
+			}
+			if h.State == StateConnected || !strings.Contains(h.Message, tc.want) {
+				t.Fatalf("state %s (%s), want a failure saying %q", h.State, h.Message, tc.want)
+			}
+			if !links["seoul"].isStopped() {
+				t.Fatal("the abandoned connection was not stopped")
+			}
+		})
 	}
 }
 

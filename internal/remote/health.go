@@ -88,6 +88,14 @@ func (h Health) afterFailure(err error, th Thresholds) Health {
 }
 
 // refused is the health of a cluster convoy reaches but must not use.
+// syncing is the health of a new connection whose caches are still syncing while the
+// cluster answers probes: not usable yet, state and reason unchanged, the contact recorded.
+func (h Health) syncing(now time.Time, waited time.Duration) Health {
+	h.LastContact = now
+	h.Message = fmt.Sprintf("The cluster answers; convoy's caches of it are still syncing (%s so far)", waited)
+	return h
+}
+
 func (h Health) refused(reason, msg string) Health {
 	h.State, h.Reason, h.Message = StateRefused, reason, msg
 	h.ConsecutiveSuccesses = 0

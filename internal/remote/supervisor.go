@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -10,7 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-var errConnectTimeout = errors.New("the cluster did not answer within the connect timeout")
+var (
+	errConnectTimeout  = errors.New("the cluster did not answer within the connect timeout")
+	errCachesNotSynced = errors.New("check that convoy's identity may list and watch what it caches (docs/service-clusters.md)")
+)
 
 // supervisor owns one cluster's connection: it connects with backoff, probes on an interval,
 // verifies the cluster's identity and moves the circuit breaker. It runs on its own goroutine,
@@ -29,6 +33,9 @@ type supervisor struct {
 	// Owned by the run goroutine.
 	health Health
 	link   link
+	// synced: the link's caches have synced; syncSince: when the link was dialled.
+	synced    bool
+	syncSince time.Time
 }
 
 // poke makes the supervisor probe now instead of at its next interval.
@@ -74,7 +81,12 @@ func (s *supervisor) step(ctx context.Context) time.Duration {
 			s.health = s.health.afterFailure(err, opts.Thresholds)
 			return s.backoff()
 		}
-		s.link = l
+		s.link, s.synced, s.syncSince = l, false, opts.Clock.Now()
+	}
+	if !s.synced {
+		if again, ok := s.waitForCaches(ctx); !ok {
+			return again
+		}
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, opts.ProbeTimeout)
 	res, err := s.link.Probe(probeCtx)
@@ -108,6 +120,36 @@ func (s *supervisor) step(ctx context.Context) time.Duration {
 	s.link.setIdentity(res)
 	s.health = s.health.afterSuccess(opts.Clock.Now(), res, opts.Thresholds)
 	return wait.Jitter(opts.ProbeInterval, 0.1)
+}
+
+// waitForCaches gives a new link's caches ConnectTimeout to sync. A large or busy cluster
+// can need longer to list what convoy caches, and starting over would throw that work away
+// and never finish (seen under load: every cluster of a fleet stuck Unreachable, each
+// reconnect listing everything again). So while the cluster answers probes the caches keep
+// syncing, up to CacheSyncLimit; a probe that fails ends the attempt. It returns whether the
+// caches synced, and otherwise when to step again.
+func (s *supervisor) waitForCaches(ctx context.Context) (time.Duration, bool) {
+	opts := s.fleet.opts
+	syncCtx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	s.synced = s.link.waitForCaches(syncCtx)
+	cancel()
+	if s.synced || ctx.Err() != nil {
+		return 0, s.synced
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, opts.ProbeTimeout)
+	_, err := s.link.Probe(probeCtx)
+	cancel()
+	waited := opts.Clock.Since(s.syncSince).Round(time.Second)
+	if err == nil && waited < opts.CacheSyncLimit {
+		s.health = s.health.syncing(opts.Clock.Now(), waited)
+		return 0, false
+	}
+	if err == nil {
+		err = fmt.Errorf("caches of %s did not sync within %s although the cluster answers: %w", s.name, waited, errCachesNotSynced)
+	}
+	s.health = s.health.afterFailure(err, opts.Thresholds)
+	s.disconnect()
+	return s.backoff(), false
 }
 
 // backoff grows exponentially with consecutive failures, from one second to MaxBackoff.

@@ -286,3 +286,32 @@ func TestSlimmedKindsAnswerLikeFullObjects(t *testing.T) {
 		})
 	}
 }
+
+// The memo of desired digests answers like a computation and stays bounded.
+func TestWantedDigestMemo(t *testing.T) {
+	c := testConnection()
+	desired := desiredDeployment()
+	first, err := wantedDigest(c.typeConverter, deploymentGVK, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := applyPayload(desired, deploymentGVK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	computed, err := computeWantedDigest(c.typeConverter, payload)
+	if err != nil || computed != first {
+		t.Fatalf("computed %q, %v; memo path gave %q", computed, err, first)
+	}
+	desired.Spec.Template.Spec.Containers[0].Image = "api:2"
+	if changed, _ := wantedDigest(c.typeConverter, deploymentGVK, desired); changed == first {
+		t.Fatal("a changed payload got the memoised digest of the old one")
+	}
+	m := &digestMemo{maxEntries: 2}
+	for i := range 5 {
+		m.put([32]byte{byte(i)}, "d")
+		if len(m.entries) > 2 {
+			t.Fatalf("memo holds %d entries, want at most 2", len(m.entries))
+		}
+	}
+}
