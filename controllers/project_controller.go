@@ -147,12 +147,7 @@ func (r *ProjectReconciler) reconcileDelete(ctx context.Context, pi *projectInpu
 		}
 	}
 	if len(pending) == 0 {
-		if err := removeFinalizer(ctx, r.Client, project); apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: finalizerConflictRetry}, nil
-		} else if err != nil {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{}, nil
+		return afterFinalizerPatch(removeFinalizer(ctx, r.Client, project))
 	}
 	names := make([]string, 0, len(pending))
 	for _, p := range pending {

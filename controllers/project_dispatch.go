@@ -29,6 +29,15 @@ type projectDispatcher struct {
 // is tried again: the cache catches up within milliseconds.
 const finalizerConflictRetry = 50 * time.Millisecond
 
+// afterFinalizerPatch turns the error of a finalizer patch into a result: a conflict with the
+// other Project controller's write is retried shortly, without logging a reconcile error.
+func afterFinalizerPatch(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: finalizerConflictRetry}, nil
+	}
+	return ctrl.Result{}, err
+}
+
 // Reconcile runs the phases: gather, finalizer, validate, queue pairs.
 func (d *projectDispatcher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pi, err := d.gather(ctx, req.NamespacedName)
@@ -44,10 +53,8 @@ func (d *projectDispatcher) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, nil
 	}
-	if err := addFinalizer(ctx, d.Client, pi.project); apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: finalizerConflictRetry}, nil
-	} else if err != nil {
-		return ctrl.Result{}, err
+	if res, err := afterFinalizerPatch(addFinalizer(ctx, d.Client, pi.project)); err != nil || res.RequeueAfter > 0 {
+		return res, err
 	}
 	if len(pi.missing) > 0 || pi.placementErr != nil {
 		// The status controller reports Stalled. Nothing is pushed half-way: a workload
