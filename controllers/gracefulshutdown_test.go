@@ -175,7 +175,7 @@ var _ = Describe("GracefulShutdownPolicy", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 
 		By("steady state: resyncs send no writes, DestinationRule included")
-		expectNoWritesDuringResyncs("svc-a")
+		expectNoWritesDuringResyncs("svc-a", project.Name)
 
 		By("a remote edit of the DestinationRule is put back")
 		Eventually(func(g Gomega) {

@@ -160,7 +160,7 @@ var _ = Describe("LocalityLoadBalancing", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 
 		By("steady state: resyncs send no writes")
-		expectNoWritesDuringResyncs("svc-a")
+		expectNoWritesDuringResyncs("svc-a", project.Name)
 
 		By("changing the policy to distribute re-pushes every Project using it")
 		Eventually(func(g Gomega) {
