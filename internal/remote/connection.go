@@ -56,6 +56,7 @@ type Connection struct {
 	// supervisor before the connection is published.
 	identity       ProbeResult
 	requestTimeout time.Duration
+	answered       *answers
 	// placementErr says why pods and nodes cannot be read (nil when they can).
 	placementErr error
 	// runCtx lives as long as the connection; cancel ends it.
@@ -107,6 +108,8 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 	if opts.WrapTransport != nil {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return opts.WrapTransport(name, rt) })
 	}
+	answered := &answers{clock: opts.Clock}
+	cfg.Wrap(answered.wrap)
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP client for %s: %w", name, err)
@@ -167,6 +170,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		typeConverter:  typeConverter,
 		drVersion:      found.Capabilities.DestinationRuleVersion(),
 		requestTimeout: opts.RequestTimeout,
+		answered:       answered,
 		cancel:         cancel,
 	}
 	// Pods and nodes only feed pods-per-zone status: a cluster whose convoy identity may not

@@ -123,10 +123,13 @@ type link interface {
 	waitForCaches(ctx context.Context) bool
 	DestinationRuleVersion() string
 	setIdentity(ProbeResult)
+	// answeredSince reports whether the cluster answered any request at or after t.
+	answeredSince(t time.Time) bool
 	stop()
 }
 
-func (c *Connection) setIdentity(p ProbeResult) { c.identity = p }
+func (c *Connection) setIdentity(p ProbeResult)      { c.identity = p }
+func (c *Connection) answeredSince(t time.Time) bool { return c.answered.since(t) }
 
 // NewFleet returns an empty Fleet.
 func NewFleet(opts Options) *Fleet {

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,14 @@ type fakeLink struct {
 	stopped bool
 	// unsyncedWaits is how many waits for its caches end before they have synced.
 	unsyncedWaits int
+	// answering: the cluster answers convoy's other requests, whatever the probe says.
+	answering bool
+}
+
+func (l *fakeLink) answeredSince(time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answering
 }
 
 func (l *fakeLink) waitForCaches(context.Context) bool {
@@ -151,6 +160,61 @@ func TestBreakerHysteresis(t *testing.T) {
 				t.Fatalf("step %d: an open breaker must fail at once with ErrNotConnected, got %v after %s", i, err, time.Since(start))
 			}
 		}
+	}
+}
+
+// A cluster too busy to answer the probe in time, while it answers convoy's other requests,
+// stays connected: opening the breaker would stop convoy's writes and rebuild its caches,
+// adding load to a cluster that is alive. Silence, or rejected credentials, still open it.
+func TestBusyClusterStaysConnected(t *testing.T) {
+	f, clk, links := fakeFleet(Thresholds{Failures: 1, Successes: 1})
+	defer f.Stop()
+	links["seoul"] = &fakeLink{id: "uid-seoul"}
+	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateConnected {
+		t.Fatalf("first successful probe: state %s (%s)", h.State, h.Message)
+	}
+	timeout := fmt.Errorf("reading server version: %w", context.DeadlineExceeded)
+	steps := []struct {
+		name        string
+		probeErr    error
+		answering   bool
+		wantState   State
+		wantMessage string
+	}{
+		{"probe times out, other requests answered", timeout, true, StateConnected, "Slow: the health probe failed"},
+		{"again: still connected", timeout, true, StateConnected, "convoy keeps writing"},
+		{"probe passes", nil, true, StateConnected, "Connected to Kubernetes"},
+		{"probe times out, nothing answered", timeout, false, StateDown, "Cannot reach the cluster"},
+	}
+	for _, s := range steps {
+		links["seoul"].mu.Lock()
+		links["seoul"].err, links["seoul"].answering = s.probeErr, s.answering
+		links["seoul"].mu.Unlock()
+		advance(t, clk)
+		h := next(t, f)
+		if h.State != s.wantState || !strings.Contains(h.Message, s.wantMessage) {
+			t.Fatalf("%s: state %s (%s), want %s with %q", s.name, h.State, h.Message, s.wantState, s.wantMessage)
+		}
+		if l, _ := f.published("seoul"); (l != nil) != (s.wantState == StateConnected) {
+			t.Fatalf("%s: published %v with state %s", s.name, l != nil, h.State)
+		}
+	}
+
+	// Answers do not excuse rejected credentials.
+	g, clk2, links2 := fakeFleet(Thresholds{Failures: 3, Successes: 1})
+	defer g.Stop()
+	links2["busan"] = &fakeLink{id: "uid-busan", answering: true}
+	if err := g.Register("busan", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.2:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	next(t, g)
+	links2["busan"].fail(apierrors.NewUnauthorized("token expired"))
+	advance(t, clk2)
+	if h := next(t, g); h.State != StateDown || h.Reason != convoyv1.ReasonUnauthorized {
+		t.Fatalf("rejected credentials while answering: state %s reason %s (%s)", h.State, h.Reason, h.Message)
 	}
 }
 

@@ -87,7 +87,6 @@ func (h Health) afterFailure(err error, th Thresholds) Health {
 	return h
 }
 
-// refused is the health of a cluster convoy reaches but must not use.
 // syncing is the health of a new connection whose caches are still syncing while the
 // cluster answers probes: not usable yet, state and reason unchanged, the contact recorded.
 func (h Health) syncing(now time.Time, waited time.Duration) Health {
@@ -96,6 +95,17 @@ func (h Health) syncing(now time.Time, waited time.Duration) Health {
 	return h
 }
 
+// slow is the health of a connected cluster whose probe failed as unreachable while the
+// cluster answered convoy's other requests: it is busy, not gone. The breaker stays closed
+// and the failure count is reset, since an answer is proof of contact; the message says why.
+func (h Health) slow(now time.Time, err error) Health {
+	h.ConsecutiveFailures, h.ConsecutiveSuccesses = 0, 0
+	h.LastContact = now
+	h.Message = fmt.Sprintf("Slow: the health probe failed (%v), but the cluster answered convoy's other requests meanwhile; convoy keeps writing", err)
+	return h
+}
+
+// refused is the health of a cluster convoy reaches but must not use.
 func (h Health) refused(reason, msg string) Health {
 	h.State, h.Reason, h.Message = StateRefused, reason, msg
 	h.ConsecutiveSuccesses = 0

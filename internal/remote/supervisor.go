@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
 
 var (
@@ -88,9 +90,15 @@ func (s *supervisor) step(ctx context.Context) time.Duration {
 			return again
 		}
 	}
+	probeStart := opts.Clock.Now()
 	probeCtx, cancel := context.WithTimeout(ctx, opts.ProbeTimeout)
 	res, err := s.link.Probe(probeCtx)
 	cancel()
+	if err != nil && s.health.State == StateConnected && FailureReason(err) == convoyv1.ReasonUnreachable &&
+		s.link.answeredSince(probeStart) {
+		s.health = s.health.slow(opts.Clock.Now(), err)
+		return opts.ProbeInterval
+	}
 	if err != nil {
 		s.health = s.health.afterFailure(err, opts.Thresholds)
 		if s.health.State != StateConnected {
