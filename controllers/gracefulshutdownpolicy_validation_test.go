@@ -41,8 +41,18 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 		Expect(p.Spec.AppShutdownSeconds).To(Equal(int32(10)))
 		Expect(p.Spec.SafetyMarginSeconds).To(Equal(int32(5)))
 		Expect(p.Spec.PreStop.DrainConnections.MinDelaySeconds).To(Equal(int32(5)))
+		Expect(p.Spec.PreStop.DrainConnections.SettleSeconds).To(Equal(int32(2)))
+		Expect(p.Spec.PreStop.DrainConnections.IdleThresholdSeconds).To(BeZero())
 		Expect(p.Spec.Sidecar.Mode).To(Equal(convoyv1.SidecarAuto))
 		Expect(p.Spec.Sidecar.DrainStrategy).To(Equal(convoyv1.DrainForDuration))
+	})
+
+	It("accepts HTTP drain paths that are valid URL paths, with a query and percent-encoding", func() {
+		for _, path := range []string{"/drain", "/", "/admin/drain?grace=5s&force=false", "/a%20b/~user/x.y-z_(1)", "/drain:now@v1"} {
+			Expect(k8sClient.Create(ctx, policy(func(s *convoyv1.GracefulShutdownPolicySpec) {
+				s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: path, Port: 8080, WaitSeconds: 5}}
+			}))).To(Succeed(), path)
+		}
 	})
 
 	It("accepts a grace period that exactly covers the budget", func() {
@@ -79,7 +89,16 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 			"spec.preStop.drainConnections.ports[0]", "should be less than or equal to 65535"),
 		Entry("an HTTP drain path without a leading slash", func(s *convoyv1.GracefulShutdownPolicySpec) {
 			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "drain", Port: 8080, WaitSeconds: 5}}
-		}, "spec.preStop.httpGet.path", "should match"),
+		}, "spec.preStop.httpGet.path", "path must be an absolute URL path"),
+		Entry("an HTTP drain path with a stray %", func(s *convoyv1.GracefulShutdownPolicySpec) {
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain%zz", Port: 8080, WaitSeconds: 5}}
+		}, "spec.preStop.httpGet.path", "a stray '%', a space or a tab is not valid"),
+		Entry("an HTTP drain path with a tab", func(s *convoyv1.GracefulShutdownPolicySpec) {
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain\tnow", Port: 8080, WaitSeconds: 5}}
+		}, "spec.preStop.httpGet.path", "path must be an absolute URL path"),
+		Entry("a settle period as long as the timeout", func(s *convoyv1.GracefulShutdownPolicySpec) {
+			s.PreStop.DrainConnections.SettleSeconds = 30
+		}, "spec.preStop.drainConnections", "settleSeconds must be less than timeoutSeconds"),
 		Entry("an Envoy idle timeout not below the application's", func(s *convoyv1.GracefulShutdownPolicySpec) {
 			s.ConnectionPool.IdleTimeout = dur(60 * time.Second)
 		}, "spec.connectionPool", "idleTimeout must be below appIdleTimeout"),

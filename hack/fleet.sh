@@ -376,7 +376,7 @@ up() {
     step "Samples skipped (FLEET_SAMPLES=0)"
   else
     step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Project (config/samples)"
-    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/localityloadbalancing.yaml >/dev/null
+    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/gracefulshutdownpolicy-worker.yaml -f config/samples/localityloadbalancing.yaml >/dev/null
     kc "$MANAGER" apply --server-side -f config/samples/project.yaml >/dev/null
     wait_for_project default shop
     summary

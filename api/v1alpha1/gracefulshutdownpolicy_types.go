@@ -15,12 +15,16 @@ type SleepPreStop struct {
 	Seconds int32 `json:"seconds"`
 }
 
-// DrainConnectionsPreStop waits a minimum delay, then until no ESTABLISHED TCP connection is
-// left on the serving ports, or until the timeout. It runs convoy-drain, which convoy copies
+// DrainConnectionsPreStop keeps the pod serving for at least minDelaySeconds, then until its
+// serving ports have been quiet for settleSeconds — no new connection arriving, none with
+// data queued or a response still being sent — or until the timeout. Open keep-alive
+// connections are left to the application's SIGTERM handling unless idleThresholdSeconds is
+// set (docs/graceful-shutdown.md explains why). It runs convoy-drain, which convoy copies
 // into the pod with an init container.
 // +kubebuilder:validation:XValidation:rule="self.minDelaySeconds <= self.timeoutSeconds",message="minDelaySeconds must not exceed timeoutSeconds"
+// +kubebuilder:validation:XValidation:rule="self.settleSeconds < self.timeoutSeconds",message="settleSeconds must be less than timeoutSeconds"
 type DrainConnectionsPreStop struct {
-	// ports whose ESTABLISHED connections are waited for (the container's serving ports).
+	// ports the application serves on (container ports): connections to them are watched.
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
@@ -42,14 +46,35 @@ type DrainConnectionsPreStop struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=3600
 	TimeoutSeconds int32 `json:"timeoutSeconds"`
+
+	// settleSeconds is how long the ports must stay quiet before the wait ends. One empty
+	// reading proves little: at a low request rate the next connection may be seconds away.
+	// Make it longer than the gap between two new connections at your lowest traffic.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=60
+	SettleSeconds int32 `json:"settleSeconds,omitempty"`
+
+	// idleThresholdSeconds, when set, also waits for every open connection to carry no data
+	// for this long. Unset, open keep-alive connections do not hold the pod: behind
+	// kube-proxy they keep flowing after the endpoint is removed, so only the application's
+	// SIGTERM handling (Connection: close) ends them. Set it where connections end on their
+	// own once routing has moved (Envoy drains its pool when an endpoint is removed).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	IdleThresholdSeconds int32 `json:"idleThresholdSeconds,omitempty"`
 }
 
 // HTTPGetPreStop calls the application's drain endpoint on 127.0.0.1, then waits.
 type HTTPGetPreStop struct {
-	// path of the drain endpoint, for example /drain.
+	// path of the drain endpoint, for example /drain: an absolute URL path with an optional
+	// query, characters outside RFC 3986's unreserved, sub-delimiters, ':', '@' and '/'
+	// percent-encoded.
 	// +required
-	// +kubebuilder:validation:Pattern=`^/`
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r"^/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$")`,message="path must be an absolute URL path ('/' first) of RFC 3986 characters, with any other character percent-encoded as %XX (a stray '%', a space or a tab is not valid)"
 	Path string `json:"path"`
 
 	// port of the drain endpoint.

@@ -24,7 +24,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	if err := run(context.Background(), os.Args[1:], visibleOutput()); err != nil {
 		fmt.Fprintln(os.Stderr, "convoy-drain:", err)
 		os.Exit(2)
 	}
@@ -44,10 +44,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return install(args[0])
 	case "wait":
-		ports := fs.String("ports", "", "comma-separated local ports whose ESTABLISHED connections to wait for")
-		minDelay := fs.Duration("min-delay", 5*time.Second, "time always waited first, for endpoint removal to propagate")
+		ports := fs.String("ports", "", "comma-separated local ports to watch")
+		minDelay := fs.Duration("min-delay", 5*time.Second, "time always waited, for endpoint removal to propagate")
+		settle := fs.Duration("settle", 2*time.Second, "how long the ports must stay quiet (no new or busy connection)")
+		idleAfter := fs.Duration("idle-after", 0, "count connections with traffic this recent as busy; 0 leaves keep-alive connections to the app's SIGTERM handling")
 		timeout := fs.Duration("timeout", 30*time.Second, "upper bound of the whole wait")
-		poll := fs.Duration("poll", 250*time.Millisecond, "interval between reads of /proc/net/tcp*")
+		poll := fs.Duration("poll", 250*time.Millisecond, "interval between scans of listeners and connection counters")
+		connScan := fs.Duration("connection-scan-interval", time.Second, "interval between scans of the connections themselves")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -55,11 +58,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		_, err = drain.WaitForDrain(ctx, drain.WaitOptions{
-			Ports: list, MinDelay: *minDelay, Timeout: *timeout, Poll: *poll,
-			Files: drain.DefaultProcNetFiles, Log: out,
+		// Without socket diagnostics every scan fails, and the wait runs to its timeout.
+		var scan func(bool) (drain.Snapshot, error)
+		if scanner, err := drain.NewScanner(list); err == nil {
+			defer scanner.Close()
+			scan = scanner.Scan
+		} else {
+			scan = func(bool) (drain.Snapshot, error) { return drain.Snapshot{}, err }
+		}
+		drain.WaitForDrain(ctx, drain.WaitOptions{
+			Ports: list, MinDelay: *minDelay, Settle: *settle, IdleAfter: *idleAfter,
+			Timeout: *timeout, Poll: *poll, ConnectionScanInterval: *connScan, Scan: scan, Log: out,
 		})
-		return err
+		return nil
 	case "http":
 		url := fs.String("url", "", "drain endpoint of the application, for example http://127.0.0.1:8080/drain")
 		wait := fs.Duration("wait", 10*time.Second, "time waited after the call")
@@ -99,6 +110,17 @@ func parsePorts(s string) ([]uint16, error) {
 		return nil, fmt.Errorf("--ports: at least one port is required")
 	}
 	return ports, nil
+}
+
+// visibleOutput is where the helper reports. The kubelet discards a successful exec hook's
+// output, so lines also go to the stdout of the container's main process (PID 1 of its PID
+// namespace), which `kubectl logs` and log collectors show.
+func visibleOutput() io.Writer {
+	main, err := os.OpenFile("/proc/1/fd/1", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil || os.Getpid() == 1 {
+		return os.Stdout
+	}
+	return io.MultiWriter(os.Stdout, main)
 }
 
 // install copies the running binary into dir, so that the application container can run it

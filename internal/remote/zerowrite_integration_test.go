@@ -172,9 +172,10 @@ func TestSamplePoliciesSteadyStateSendsNoWrites(t *testing.T) {
 // stored (defaulted), with the render inputs the Project controller would gather.
 func createSamples(ctx context.Context, t *testing.T, cl client.Client) (*convoyv1.Project, render.Policies) {
 	t.Helper()
-	gsp, llb, project := &convoyv1.GracefulShutdownPolicy{}, &convoyv1.LocalityLoadBalancing{}, &convoyv1.Project{}
+	gsp, worker, llb, project := &convoyv1.GracefulShutdownPolicy{}, &convoyv1.GracefulShutdownPolicy{}, &convoyv1.LocalityLoadBalancing{}, &convoyv1.Project{}
 	for file, obj := range map[string]client.Object{
-		"gracefulshutdownpolicy.yaml": gsp, "localityloadbalancing.yaml": llb, "project.yaml": project,
+		"gracefulshutdownpolicy.yaml": gsp, "gracefulshutdownpolicy-worker.yaml": worker,
+		"localityloadbalancing.yaml": llb, "project.yaml": project,
 	} {
 		readSample(t, file, obj)
 		if err := cl.Create(ctx, obj); err != nil {
@@ -186,7 +187,7 @@ func createSamples(ctx context.Context, t *testing.T, cl client.Client) (*convoy
 		t.Fatal("the sample Project no longer references both sample policies")
 	}
 	return project, render.Policies{
-		GracefulShutdown:      map[string]*convoyv1.GracefulShutdownPolicy{gsp.Name: gsp},
+		GracefulShutdown:      map[string]*convoyv1.GracefulShutdownPolicy{gsp.Name: gsp, worker.Name: worker},
 		LocalityLoadBalancing: map[string]*convoyv1.LocalityLoadBalancing{llb.Name: llb},
 		DrainHelperImage:      "ghcr.io/convoy-dev/convoy-drain:test",
 		// Two regions: the default failover ring has entries.

@@ -117,6 +117,9 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
 			}
 			record(convoyv1.KindGracefulShutdownPolicy, policy)
+			for _, warning := range drainPortWarnings(policy.Spec.PreStop, &w.Template, w.Ports) {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s on workload %s: %s", ref.Name, w.Name, warning))
+			}
 			pool = policy.Spec.ConnectionPool
 		}
 		var locality *convoyv1.LocalityLoadBalancing

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -70,14 +71,56 @@ func preStopHandler(p convoyv1.PreStop, caps convoyv1.ClusterCapabilities) (*cor
 		for _, port := range p.DrainConnections.Ports {
 			ports = append(ports, strconv.Itoa(int(port)))
 		}
-		return execHelper("wait", "--ports", strings.Join(ports, ","),
-			"--min-delay", seconds(int64(p.DrainConnections.MinDelaySeconds)),
-			"--timeout", seconds(int64(p.DrainConnections.TimeoutSeconds))), true
+		d := p.DrainConnections
+		args := []string{"wait", "--ports", strings.Join(ports, ","), "--min-delay", seconds(int64(d.MinDelaySeconds))}
+		if d.SettleSeconds > 0 { // admission defaults it; the helper has the same default
+			args = append(args, "--settle", seconds(int64(d.SettleSeconds)))
+		}
+		args = append(args, "--timeout", seconds(int64(d.TimeoutSeconds)))
+		if d.IdleThresholdSeconds > 0 {
+			args = append(args, "--idle-after", seconds(int64(d.IdleThresholdSeconds)))
+		}
+		return execHelper(args...), true
 	default:
 		h := p.HTTPGet
 		return execHelper("http", "--url", fmt.Sprintf("http://127.0.0.1:%d%s", h.Port, h.Path),
 			"--request-timeout", seconds(int64(h.TimeoutSeconds)), "--wait", seconds(int64(h.WaitSeconds))), true
 	}
+}
+
+// drainPortWarnings names the ports a policy's PreStop watches or calls that the workload
+// does not serve (no container port, no numeric Service target port): the helper can see no
+// traffic there, so the wait ends after its minimum delay and settle period, or the drain call
+// fails.
+func drainPortWarnings(p convoyv1.PreStop, pod *corev1.PodTemplateSpec, servicePorts []convoyv1.ServicePort) []string {
+	served := map[int32]bool{}
+	for _, c := range pod.Spec.Containers {
+		for _, port := range c.Ports {
+			served[port.ContainerPort] = true
+		}
+	}
+	for _, sp := range servicePorts {
+		switch {
+		case sp.TargetPort == nil:
+			served[sp.Port] = true
+		case sp.TargetPort.Type == intstr.Int:
+			served[sp.TargetPort.IntVal] = true
+		}
+	}
+	var missing []string
+	switch {
+	case p.DrainConnections != nil:
+		for _, port := range p.DrainConnections.Ports {
+			if !served[port] {
+				missing = append(missing, fmt.Sprintf("preStop.drainConnections watches port %d, which the workload does not serve: the wait sees no traffic there", port))
+			}
+		}
+	case p.HTTPGet != nil:
+		if !served[p.HTTPGet.Port] {
+			missing = append(missing, fmt.Sprintf("preStop.httpGet calls port %d, which the workload does not serve", p.HTTPGet.Port))
+		}
+	}
+	return missing
 }
 
 func execHelper(args ...string) *corev1.LifecycleHandler {

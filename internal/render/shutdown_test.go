@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -41,7 +42,11 @@ func sleepFor(s int32) func(*convoyv1.GracefulShutdownPolicySpec) {
 }
 
 func drainConnections(p *convoyv1.GracefulShutdownPolicySpec) {
-	p.PreStop.DrainConnections = &convoyv1.DrainConnectionsPreStop{Ports: []int32{8080, 8443}, MinDelaySeconds: 5, TimeoutSeconds: 30}
+	p.PreStop.DrainConnections = &convoyv1.DrainConnectionsPreStop{Ports: []int32{8080, 8443}, MinDelaySeconds: 5, TimeoutSeconds: 30, SettleSeconds: 2}
+}
+
+func waitForIdle(p *convoyv1.GracefulShutdownPolicySpec) {
+	p.PreStop.DrainConnections.IdleThresholdSeconds = 3
 }
 
 func httpDrain(p *convoyv1.GracefulShutdownPolicySpec) {
@@ -114,7 +119,7 @@ func exec(args ...string) corev1.LifecycleHandler {
 }
 
 var (
-	drainHook = exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--timeout", "30s")
+	drainHook = exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s")
 	httpHook  = exec("http", "--url", "http://127.0.0.1:8080/drain", "--request-timeout", "5s", "--wait", "15s")
 )
 
@@ -140,6 +145,10 @@ func TestGracefulShutdownRendering(t *testing.T) {
 		{name: "drain connections, new cluster, native sidecar",
 			policy: shutdownPolicy(drainConnections), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45)}},
+		{name: "drain connections waiting for idle connections",
+			policy: shutdownPolicy(both(drainConnections, waitForIdle)), caps: newCluster,
+			want: []func(*appsv1.Deployment){withHelper, withGrace(45), withPreStop(
+				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s", "--idle-after", "3s"), true)}},
 		{name: "drain connections, new cluster, forced legacy sidecar: annotation pins it, drain covers budget + shutdown",
 			policy: shutdownPolicy(both(drainConnections, legacy)), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45),
@@ -231,5 +240,42 @@ func TestGracefulShutdownErrors(t *testing.T) {
 	withSleep.Status.Capabilities = newCluster
 	if _, err := ForCluster(project, withSleep, policies); err == nil || !contains(err.Error(), "proxy.istio.io/config is not valid YAML") {
 		t.Errorf("bad proxy config: got %v", err)
+	}
+}
+
+func TestDrainPortWarnings(t *testing.T) {
+	pod := func(ports ...int32) *corev1.PodTemplateSpec {
+		c := corev1.Container{Name: "app"}
+		for _, p := range ports {
+			c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: p})
+		}
+		return &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{c}}}
+	}
+	wait := func(ports ...int32) convoyv1.PreStop {
+		return convoyv1.PreStop{DrainConnections: &convoyv1.DrainConnectionsPreStop{Ports: ports, TimeoutSeconds: 30}}
+	}
+	for _, tc := range []struct {
+		name    string
+		preStop convoyv1.PreStop
+		pod     *corev1.PodTemplateSpec
+		svc     []convoyv1.ServicePort
+		want    []string
+	}{
+		{"container port", wait(8080), pod(8080), nil, nil},
+		{"numeric Service target port", wait(8080), pod(), []convoyv1.ServicePort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}}, nil},
+		{"Service port without target", wait(8080), pod(), []convoyv1.ServicePort{{Name: "http", Port: 8080}}, nil},
+		{"a worker without ports", wait(8080), pod(), nil,
+			[]string{"preStop.drainConnections watches port 8080, which the workload does not serve: the wait sees no traffic there"}},
+		{"one of two ports missing", wait(8080, 9090), pod(8080), nil,
+			[]string{"preStop.drainConnections watches port 9090, which the workload does not serve: the wait sees no traffic there"}},
+		{"drain endpoint on a port nobody serves", convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain", Port: 8081}}, pod(8080), nil,
+			[]string{"preStop.httpGet calls port 8081, which the workload does not serve"}},
+		{"sleep has no port", convoyv1.PreStop{Sleep: &convoyv1.SleepPreStop{Seconds: 5}}, pod(), nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, drainPortWarnings(tc.preStop, tc.pod, tc.svc)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
