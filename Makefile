@@ -68,6 +68,10 @@ e2e: ## Run the end-to-end suite on the local fleet (starts it when needed; leav
 	@FLEET_SERVICE_CLUSTERS= FLEET_SAMPLES=1 hack/fleet.sh up # the suite needs the default fleet
 	go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -ginkgo.v
 
+.PHONY: shutdown-bench
+shutdown-bench: ## Scale-in harness: failed requests and time to terminate per PreStop, proxy and lag (docs/graceful-shutdown.md).
+	go test -tags shutdownbench -count=1 -timeout 30m -run TestScaleInTable -v ./test/shutdown/
+
 .PHONY: bench
 bench: ## Benchmark convoy on a fleet of its own in .bench (CLUSTERS=5 PROJECTS=1000 RATE=10 SKIP= BENCH_KEEP=; docs/performance.md).
 	go run ./test/bench

@@ -31,7 +31,7 @@ import (
 // Kubernetes version on /version and forwards everything else. convoy's capability discovery
 // then sees an old cluster while every write still hits a real API server.
 func startOldCluster(name, gitVersion, minor string) *serviceCluster {
-	sc := startServiceCluster(name)
+	sc := startServiceCluster(name, istioCRDs())
 	target, err := url.Parse(sc.env.Config.Host)
 	Expect(err).NotTo(HaveOccurred())
 	transport, err := rest.TransportFor(sc.env.Config)
@@ -107,7 +107,8 @@ var _ = Describe("GracefulShutdownPolicy", Ordered, func() {
 				[]string{"/convoy/bin/convoy-drain", "sleep", "--duration", "10s"}))
 			g.Expect(old.Spec.Template.Spec.InitContainers).To(ConsistOf(HaveField("Name", "convoy-drain-install")))
 			g.Expect(old.Spec.Template.Spec.Volumes).To(ConsistOf(HaveField("Name", "convoy-drain")))
-			// Auto mode on 1.29: a legacy sidecar, kept alive for the budget plus the app's shutdown.
+			// Auto mode on 1.29: a legacy sidecar, pinned, kept alive for the budget plus the app's shutdown.
+			g.Expect(old.Spec.Template.Annotations).To(HaveKeyWithValue("sidecar.istio.io/nativeSidecar", "false"))
 			g.Expect(old.Spec.Template.Annotations).To(HaveKeyWithValue("proxy.istio.io/config", "terminationDrainDuration: 20s\n"))
 		}, timeout, interval).Should(Succeed())
 		Eventually(func(g Gomega) {
@@ -147,6 +148,64 @@ var _ = Describe("GracefulShutdownPolicy", Ordered, func() {
 			g.Expect(old.Spec.Template.Annotations).NotTo(HaveKey("proxy.istio.io/config"))
 			g.Expect(clusterStatus(g, project, oldCluster.name).AppliedPolicies).To(BeEmpty())
 		}, timeout, interval).Should(Succeed())
+	})
+
+	It("decides native sidecars from every node's kubelet, as Istio does, and pins the choice", func() {
+		mesh := startServiceCluster("svc-mesh", istioCRDs())
+		setKubelet := func(name, version string) {
+			GinkgoHelper()
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+			Expect(client.IgnoreAlreadyExists(mesh.client.Create(ctx, node))).To(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(mesh.client.Get(ctx, client.ObjectKeyFromObject(node), node)).To(Succeed())
+				node.Status.NodeInfo.KubeletVersion = version
+				g.Expect(mesh.client.Status().Update(ctx, node)).To(Succeed())
+			}, timeout, interval).Should(Succeed())
+		}
+		setKubelet("node-new", "v1.36.3")
+		setKubelet("node-old", "v1.32.9-eks-1234")
+		registerCluster(mesh, map[string]string{"env": "mesh"}, "ap-northeast-1")
+		DeferCleanup(func() { // before the API server stops
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &convoyv1.ServiceCluster{ObjectMeta: metav1.ObjectMeta{Name: mesh.name}}))).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: mesh.name}, &convoyv1.ServiceCluster{}))
+			}, 2*timeout, interval).Should(BeTrue())
+		})
+		capabilities := func(g Gomega) convoyv1.ClusterCapabilities {
+			sc := &convoyv1.ServiceCluster{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Name: mesh.name}, sc)).To(Succeed())
+			return sc.Status.Capabilities
+		}
+		Eventually(func(g Gomega) {
+			caps := capabilities(g)
+			g.Expect(caps.OldestKubeletVersion).To(Equal("v1.32"))
+			g.Expect(caps.NativeSidecars).To(BeFalse(), "one node's kubelet is older than 1.33")
+		}, timeout, interval).Should(Succeed())
+
+		Expect(k8sClient.Create(ctx, sleepPolicy("mesh", 5))).To(Succeed())
+		project := newProject(ns, selectNames(mesh.name), workload("api", "registry.example/api:1.0", 1, true))
+		project.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "mesh"}
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			d := remoteDeployment(g, mesh, project.Name, "api")
+			g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue("sidecar.istio.io/nativeSidecar", "false"))
+			g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue("proxy.istio.io/config", "terminationDrainDuration: 15s\n"))
+		}, timeout, interval).Should(Succeed())
+
+		By("upgrading the last old node: native sidecars, pinned, and no legacy drain settings")
+		setKubelet("node-old", "v1.33.1")
+		Eventually(func(g Gomega) {
+			caps := capabilities(g)
+			g.Expect(caps.OldestKubeletVersion).To(Equal("v1.33"))
+			g.Expect(caps.NativeSidecars).To(BeTrue())
+			d := remoteDeployment(g, mesh, project.Name, "api")
+			g.Expect(d.Spec.Template.Annotations).To(HaveKeyWithValue("sidecar.istio.io/nativeSidecar", "true"))
+			g.Expect(d.Spec.Template.Annotations).NotTo(HaveKey("proxy.istio.io/config"))
+		}, timeout, interval).Should(Succeed())
+		Expect(k8sClient.Delete(ctx, project)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(project), &convoyv1.Project{}))
+		}, timeout, interval).Should(BeTrue())
 	})
 
 	It("tunes Envoy's connection pool through a DestinationRule where Istio is installed", func() {

@@ -64,10 +64,16 @@ type ClusterCapabilities struct {
 	// +optional
 	PreStopSleepZero bool `json:"preStopSleepZero,omitempty"`
 
-	// nativeSidecars is true when the server supports sidecar containers well enough for
-	// Istio's automatic native-sidecar mode (Kubernetes 1.33+).
+	// nativeSidecars is true when Istio's automatic mode would inject native sidecars: the
+	// API server and every node's kubelet are Kubernetes 1.33+. convoy pins the choice on
+	// the pods it renders (sidecar.istio.io/nativeSidecar), so Istio's mesh setting cannot
+	// make another one than the drain settings assume.
 	// +optional
 	NativeSidecars bool `json:"nativeSidecars,omitempty"`
+
+	// oldestKubeletVersion is the lowest kubelet minor version among the cluster's nodes.
+	// +optional
+	OldestKubeletVersion string `json:"oldestKubeletVersion,omitempty"`
 
 	// destinationRuleVersions lists the networking.istio.io versions that serve
 	// DestinationRule, preferred first. Empty when Istio's CRDs are not installed.

@@ -138,8 +138,8 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		o.Cache.ByObject = map[client.Object]cache.ByObject{
 			// Pods of convoy's Deployments carry its labels; only where they run is kept.
 			&corev1.Pod{}: {Transform: podPlacementOnly},
-			// Nodes are not convoy's: every node is read, as metadata, for its zone label.
-			nodeMetadata(): {Label: labels.Everything()},
+			// Nodes are not convoy's: every node is read for its zone label and kubelet version.
+			&corev1.Node{}: {Label: labels.Everything(), Transform: nodeZoneAndKubelet},
 		}
 	})
 	if err != nil {
@@ -188,7 +188,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 	if conn.placementErr == nil {
 		handlers[&corev1.Pod{}] = projectEventHandler(onChange, placementChanged)
 		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
-		handlers[nodeMetadata()] = nil
+		handlers[&corev1.Node{}] = nil
 	}
 	for obj, handler := range handlers {
 		// GetInformer maps the kind through discovery: bounded by ctx and the mapper's client.

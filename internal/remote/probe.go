@@ -44,7 +44,30 @@ func (c *Connection) Probe(ctx context.Context) (ProbeResult, error) {
 		return res, fmt.Errorf("reading namespace kube-system for the cluster's identity: %w", err)
 	}
 	res.ClusterID = string(kubeSystem.UID)
+	c.nativeSidecarsOnNodes(ctx, &res.Capabilities)
 	return res, nil
+}
+
+// nativeSidecarsOnNodes narrows NativeSidecars to what Istio's automatic mode decides: native
+// only when every node's kubelet is 1.33 or newer. A cluster whose nodes convoy cannot read,
+// or has none, gets legacy settings, as Istio does without node information.
+func (c *Connection) nativeSidecarsOnNodes(ctx context.Context, caps *convoyv1.ClusterCapabilities) {
+	if c.placementErr != nil {
+		caps.NativeSidecars = false
+		return
+	}
+	var nodes corev1.NodeList
+	if err := c.cluster.GetCache().List(ctx, &nodes); err != nil {
+		caps.NativeSidecars = false
+		return
+	}
+	oldest, ok := oldestKubelet(nodes.Items)
+	if !ok {
+		caps.NativeSidecars = false
+		return
+	}
+	caps.OldestKubeletVersion = fmt.Sprintf("v%d.%d", oldest.Major(), oldest.Minor())
+	caps.NativeSidecars = caps.NativeSidecars && oldest.AtLeast(version.MajorMinor(1, 33))
 }
 
 // probe reads the version and the DestinationRule support. Discovery's own methods take no

@@ -9,13 +9,38 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 )
 
-func nodeMetadata() *metav1.PartialObjectMetadata {
-	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}}
+// nodeZoneAndKubelet strips a cached Node down to its labels (zones) and kubelet version
+// (whether Istio may inject native sidecars), so caching every node costs little memory.
+func nodeZoneAndKubelet(obj any) (any, error) {
+	node, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: node.Name, UID: node.UID, ResourceVersion: node.ResourceVersion, Labels: node.Labels},
+		Status:     corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{KubeletVersion: node.Status.NodeInfo.KubeletVersion}},
+	}, nil
+}
+
+// oldestKubelet is the lowest kubelet version among nodes, and whether every version parsed.
+func oldestKubelet(nodes []corev1.Node) (*version.Version, bool) {
+	var oldest *version.Version
+	for _, n := range nodes {
+		v, err := version.ParseGeneric(n.Status.NodeInfo.KubeletVersion)
+		if err != nil {
+			return nil, false
+		}
+		if oldest == nil || v.LessThan(oldest) {
+			oldest = v
+		}
+	}
+	return oldest, oldest != nil
 }
 
 // podPlacementOnly strips a cached Pod down to what zone counting reads, so caching the pods
@@ -72,8 +97,8 @@ func placementChanged(oldObj, newObj any) bool {
 		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || !maps.Equal(o.Labels, n.Labels)
 }
 
-// NodeZones knows the zone and labels of every node, from a metadata-only cache of every
-// node in the cluster.
+// NodeZones knows the zone and labels of every node, from a slim cache of every node in the
+// cluster.
 type NodeZones struct {
 	nodes  []metav1.PartialObjectMetadata
 	zoneOf map[string]string
@@ -84,11 +109,15 @@ func (c *Connection) NodeZones(ctx context.Context) (*NodeZones, error) {
 	if c.placementErr != nil {
 		return nil, c.placementErr
 	}
-	nodes := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}}
-	if err := c.cluster.GetCache().List(ctx, nodes); err != nil {
+	var nodes corev1.NodeList
+	if err := c.cluster.GetCache().List(ctx, &nodes); err != nil {
 		return nil, fmt.Errorf("listing nodes in %s: %w", c.Name, err)
 	}
-	return NodeZonesOf(nodes.Items), nil
+	meta := make([]metav1.PartialObjectMetadata, len(nodes.Items))
+	for i, n := range nodes.Items {
+		meta[i].ObjectMeta = n.ObjectMeta
+	}
+	return NodeZonesOf(meta), nil
 }
 
 // NodeZonesOf indexes node metadata by zone.

@@ -113,11 +113,12 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 			if policy == nil {
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %q not found", i, w.Name, ref.Name)
 			}
-			if err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage); err != nil {
+			warnings, err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage)
+			if err != nil {
 				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
 			}
 			record(convoyv1.KindGracefulShutdownPolicy, policy)
-			for _, warning := range drainPortWarnings(policy.Spec.PreStop, &w.Template, w.Ports) {
+			for _, warning := range append(warnings, drainPortWarnings(policy.Spec.PreStop, &w.Template, w.Ports)...) {
 				out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s on workload %s: %s", ref.Name, w.Name, warning))
 			}
 			pool = policy.Spec.ConnectionPool

@@ -29,7 +29,8 @@ const (
 // applyGracefulShutdown renders a GracefulShutdownPolicy into a Deployment's pod template for
 // one cluster: the PreStop hook of every container, the grace period, the drain helper's init
 // container and volume when needed, and the Istio sidecar settings that have an effect there.
-func applyGracefulShutdown(d *appsv1.Deployment, policy *convoyv1.GracefulShutdownPolicySpec, caps convoyv1.ClusterCapabilities, helperImage string) error {
+// It returns warnings for settings that have no effect in this cluster.
+func applyGracefulShutdown(d *appsv1.Deployment, policy *convoyv1.GracefulShutdownPolicySpec, caps convoyv1.ClusterCapabilities, helperImage string) ([]string, error) {
 	if policy.HelperImage != "" {
 		helperImage = policy.HelperImage
 	}
@@ -37,7 +38,7 @@ func applyGracefulShutdown(d *appsv1.Deployment, policy *convoyv1.GracefulShutdo
 	hook, needsHelper := preStopHandler(policy.PreStop, caps)
 	if needsHelper {
 		if helperImage == "" {
-			return fmt.Errorf("no drain helper image: set spec.helperImage of the GracefulShutdownPolicy or the manager's --drain-helper-image")
+			return nil, fmt.Errorf("no drain helper image: set spec.helperImage of the GracefulShutdownPolicy or the manager's --drain-helper-image")
 		}
 		addDrainHelper(&pod.Spec, helperImage)
 	}
@@ -53,7 +54,14 @@ func applyGracefulShutdown(d *appsv1.Deployment, policy *convoyv1.GracefulShutdo
 	}
 	grace := policy.GracePeriodSeconds()
 	pod.Spec.TerminationGracePeriodSeconds = &grace
-	return applySidecarDrain(pod, policy, caps)
+	if caps.DestinationRuleVersion() == "" {
+		// No Istio: its annotations would only confuse whoever reads the pod.
+		if policy.Sidecar.Mode != "" && policy.Sidecar.Mode != convoyv1.SidecarAuto {
+			return []string{fmt.Sprintf("sidecar.mode %s has no effect: Istio is not installed in the cluster (it serves no networking.istio.io DestinationRule)", policy.Sidecar.Mode)}, nil
+		}
+		return nil, nil
+	}
+	return nil, applySidecarDrain(pod, policy, caps)
 }
 
 // preStopHandler returns the hook and whether it runs the drain helper. The native sleep
@@ -154,7 +162,8 @@ func addDrainHelper(spec *corev1.PodSpec, image string) {
 }
 
 // NativeSidecar decides whether the workload's pods get Istio's native sidecar in a cluster: the
-// pod annotation wins, then the policy's mode, then Istio's automatic choice (1.33+).
+// pod annotation wins, then the policy's mode, then what Istio's automatic mode decides there
+// (API server and every node's kubelet 1.33+; see ClusterCapabilities.NativeSidecars).
 func NativeSidecar(pod *corev1.PodTemplateSpec, mode convoyv1.SidecarMode, caps convoyv1.ClusterCapabilities) bool {
 	if v, ok := pod.Annotations[NativeSidecarAnnotation]; ok {
 		return v == "true"
@@ -168,12 +177,15 @@ func NativeSidecar(pod *corev1.PodTemplateSpec, mode convoyv1.SidecarMode, caps 
 	return caps.NativeSidecars
 }
 
-// applySidecarDrain emits only what has an effect. A native sidecar stops after the
+// applySidecarDrain pins the sidecar mode and emits only what has an effect in it. The choice
+// is always written to the pod (sidecar.istio.io/nativeSidecar), Auto included: Istio's own
+// choice also depends on istiod's ENABLE_NATIVE_SIDECARS, which convoy cannot read, and drain
+// settings for the wrong mode are worse than none. A native sidecar stops after the
 // application containers, so it needs nothing. A legacy sidecar would otherwise start its
 // own drain at SIGTERM time and exit while the application is still draining.
 func applySidecarDrain(pod *corev1.PodTemplateSpec, policy *convoyv1.GracefulShutdownPolicySpec, caps convoyv1.ClusterCapabilities) error {
 	native := NativeSidecar(pod, policy.Sidecar.Mode, caps)
-	if _, set := pod.Annotations[NativeSidecarAnnotation]; !set && policy.Sidecar.Mode != convoyv1.SidecarAuto && policy.Sidecar.Mode != "" {
+	if _, set := pod.Annotations[NativeSidecarAnnotation]; !set {
 		setAnnotation(pod, NativeSidecarAnnotation, strconv.FormatBool(native))
 	}
 	if native {
@@ -194,8 +206,11 @@ func applySidecarDrain(pod *corev1.PodTemplateSpec, policy *convoyv1.GracefulShu
 		if meta == nil {
 			meta = map[string]any{}
 		}
+		// pilot-agent exits once Envoy has no active connection (inbound or outbound) after
+		// this minimum: the time the PreStop always keeps the pod serving, so that the
+		// sidecar can leave as early as the traffic does.
 		meta["EXIT_ON_ZERO_ACTIVE_CONNECTIONS"] = "true"
-		meta["MINIMUM_DRAIN_DURATION"] = drain
+		meta["MINIMUM_DRAIN_DURATION"] = seconds(minimumServingSeconds(policy.PreStop))
 		cfg["proxyMetadata"] = meta
 	default:
 		cfg["terminationDrainDuration"] = drain
@@ -206,6 +221,19 @@ func applySidecarDrain(pod *corev1.PodTemplateSpec, policy *convoyv1.GracefulShu
 	}
 	setAnnotation(pod, ProxyConfigAnnotation, string(out))
 	return nil
+}
+
+// minimumServingSeconds is how long a PreStop always keeps the pod serving.
+func minimumServingSeconds(p convoyv1.PreStop) int64 {
+	switch {
+	case p.Sleep != nil:
+		return int64(p.Sleep.Seconds)
+	case p.DrainConnections != nil:
+		return int64(p.DrainConnections.MinDelaySeconds)
+	case p.HTTPGet != nil:
+		return int64(p.HTTPGet.WaitSeconds)
+	}
+	return 0
 }
 
 func setAnnotation(pod *corev1.PodTemplateSpec, key, value string) {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,12 +18,14 @@ import (
 const helper = "ghcr.io/convoy-dev/convoy-drain:v1"
 
 var (
-	// Kubernetes 1.29: no native sleep, no native sidecars.
-	oldCluster = convoyv1.ClusterCapabilities{}
-	// Kubernetes 1.30–1.32: native sleep (not 0), no native sidecars.
-	midCluster = convoyv1.ClusterCapabilities{PreStopSleep: true}
-	// Kubernetes 1.33+.
-	newCluster = convoyv1.ClusterCapabilities{PreStopSleep: true, PreStopSleepZero: true, NativeSidecars: true}
+	// Kubernetes 1.29 with Istio: no native sleep, no native sidecars.
+	oldCluster = convoyv1.ClusterCapabilities{DestinationRuleVersions: []string{"v1"}}
+	// Kubernetes 1.30–1.32 with Istio: native sleep (not 0), no native sidecars.
+	midCluster = convoyv1.ClusterCapabilities{PreStopSleep: true, DestinationRuleVersions: []string{"v1"}}
+	// Kubernetes 1.33+ with Istio, every kubelet 1.33+.
+	newCluster = convoyv1.ClusterCapabilities{PreStopSleep: true, PreStopSleepZero: true, NativeSidecars: true, DestinationRuleVersions: []string{"v1"}}
+	// Kubernetes 1.33+ without Istio.
+	noIstio = convoyv1.ClusterCapabilities{PreStopSleep: true, PreStopSleepZero: true, NativeSidecars: true}
 )
 
 func shutdownPolicy(mutate func(*convoyv1.GracefulShutdownPolicySpec)) *convoyv1.GracefulShutdownPolicy {
@@ -114,6 +117,12 @@ func withAnnotations(kv ...string) func(*appsv1.Deployment) {
 	}
 }
 
+// pinned is the sidecar mode convoy writes for Istio, so that its choice and the drain
+// settings agree whatever istiod's default is.
+func pinned(native bool) func(*appsv1.Deployment) {
+	return withAnnotations("sidecar.istio.io/nativeSidecar", strconv.FormatBool(native))
+}
+
 func exec(args ...string) corev1.LifecycleHandler {
 	return corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: append([]string{"/convoy/bin/convoy-drain"}, args...)}}
 }
@@ -133,21 +142,24 @@ func TestGracefulShutdownRendering(t *testing.T) {
 	}{
 		{name: "sleep, new cluster: native sleep action, native sidecar needs nothing",
 			policy: shutdownPolicy(sleepFor(20)), caps: newCluster,
+			want: []func(*appsv1.Deployment){withPreStop(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 20}}, false), withGrace(35), pinned(true)}},
+		{name: "no Istio: no Istio annotations",
+			policy: shutdownPolicy(sleepFor(20)), caps: noIstio,
 			want: []func(*appsv1.Deployment){withPreStop(corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 20}}, false), withGrace(35)}},
 		{name: "sleep 0, 1.30–1.32 cluster: sleep 0 needs 1.33, exec fallback; Auto picks a legacy sidecar",
 			policy: shutdownPolicy(sleepFor(0)), caps: midCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(exec("sleep", "--duration", "0s"), true), withGrace(15),
-				withAnnotations("proxy.istio.io/config", "terminationDrainDuration: 10s\n")}},
+				pinned(false), withAnnotations("proxy.istio.io/config", "terminationDrainDuration: 10s\n")}},
 		{name: "sleep, old cluster: exec fallback with the same timing, legacy sidecar drain",
 			policy: shutdownPolicy(sleepFor(20)), caps: oldCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(exec("sleep", "--duration", "20s"), true), withGrace(35),
-				withAnnotations("proxy.istio.io/config", "terminationDrainDuration: 30s\n")}},
+				pinned(false), withAnnotations("proxy.istio.io/config", "terminationDrainDuration: 30s\n")}},
 		{name: "drain connections, new cluster, native sidecar",
 			policy: shutdownPolicy(drainConnections), caps: newCluster,
-			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45)}},
+			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45), pinned(true)}},
 		{name: "drain connections waiting for idle connections",
 			policy: shutdownPolicy(both(drainConnections, waitForIdle)), caps: newCluster,
-			want: []func(*appsv1.Deployment){withHelper, withGrace(45), withPreStop(
+			want: []func(*appsv1.Deployment){withHelper, withGrace(45), pinned(true), withPreStop(
 				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s", "--idle-after", "3s"), true)}},
 		{name: "drain connections, new cluster, forced legacy sidecar: annotation pins it, drain covers budget + shutdown",
 			policy: shutdownPolicy(both(drainConnections, legacy)), caps: newCluster,
@@ -157,13 +169,13 @@ func TestGracefulShutdownRendering(t *testing.T) {
 			policy: shutdownPolicy(both(drainConnections, untilIdle)), caps: oldCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45),
 				withAnnotations("sidecar.istio.io/nativeSidecar", "false",
-					"proxy.istio.io/config", "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n  MINIMUM_DRAIN_DURATION: 40s\n")}},
+					"proxy.istio.io/config", "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n  MINIMUM_DRAIN_DURATION: 5s\n")}},
 		{name: "HTTP drain, new cluster, native sidecar",
 			policy: shutdownPolicy(httpDrain), caps: newCluster,
-			want: []func(*appsv1.Deployment){withHelper, withPreStop(httpHook, true), withGrace(35)}},
+			want: []func(*appsv1.Deployment){withHelper, withPreStop(httpHook, true), withGrace(35), pinned(true)}},
 		{name: "HTTP drain, old cluster, legacy sidecar; explicit grace period kept",
 			policy: shutdownPolicy(both(httpDrain, func(p *convoyv1.GracefulShutdownPolicySpec) { p.TerminationGracePeriodSeconds = ptr.To[int64](60) })), caps: oldCluster,
-			want: []func(*appsv1.Deployment){withHelper, withPreStop(httpHook, true), withGrace(60),
+			want: []func(*appsv1.Deployment){withHelper, withPreStop(httpHook, true), withGrace(60), pinned(false),
 				withAnnotations("proxy.istio.io/config", "terminationDrainDuration: 30s\n")}},
 		{name: "Native mode on an old cluster: annotation asks Istio for a native sidecar, nothing else",
 			policy: shutdownPolicy(both(sleepFor(10), func(p *convoyv1.GracefulShutdownPolicySpec) { p.Sidecar.Mode = convoyv1.SidecarNative })), caps: oldCluster,
@@ -179,7 +191,7 @@ func TestGracefulShutdownRendering(t *testing.T) {
 					"proxy.istio.io/config", "holdApplicationUntilProxyStarts: true\nterminationDrainDuration: 20s\n")}},
 		{name: "the policy's helper image wins over the manager's",
 			policy: shutdownPolicy(both(drainConnections, func(p *convoyv1.GracefulShutdownPolicySpec) { p.HelperImage = "mirror.example/convoy-drain:v1" })), caps: newCluster,
-			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45), func(d *appsv1.Deployment) {
+			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45), pinned(true), func(d *appsv1.Deployment) {
 				d.Spec.Template.Spec.InitContainers[1].Image = "mirror.example/convoy-drain:v1"
 			}}},
 	}
@@ -277,5 +289,35 @@ func TestDrainPortWarnings(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Where Istio is not installed, an explicit sidecar mode is reported, not silently dropped;
+// Auto says nothing.
+func TestSidecarModeWithoutIstioWarns(t *testing.T) {
+	for _, tc := range []struct {
+		mode convoyv1.SidecarMode
+		want []string
+	}{
+		{convoyv1.SidecarAuto, nil},
+		{convoyv1.SidecarLegacy, []string{"GracefulShutdownPolicy web on workload api: sidecar.mode Legacy has no effect: Istio is not installed in the cluster (it serves no networking.istio.io DestinationRule)"}},
+	} {
+		project := testProject(func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports = nil
+			p.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "web"}
+		})
+		sc := cluster("tokyo-1", nil)
+		sc.Status.Capabilities = noIstio
+		policy := shutdownPolicy(both(sleepFor(5), func(p *convoyv1.GracefulShutdownPolicySpec) { p.Sidecar.Mode = tc.mode }))
+		got, err := ForCluster(project, sc, Policies{GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{"web": policy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got.Warnings); diff != "" {
+			t.Errorf("%s: warnings (-want +got):\n%s", tc.mode, diff)
+		}
+		if len(got.Deployments[0].Spec.Template.Annotations) != 0 {
+			t.Errorf("%s: Istio annotations on a cluster without Istio: %v", tc.mode, got.Deployments[0].Spec.Template.Annotations)
+		}
 	}
 }
