@@ -350,6 +350,15 @@ func TestCallAndWait(t *testing.T) {
 	if !strings.Contains(log.String(), "failed") {
 		t.Errorf("a failed call must be reported: %s", log.String())
 	}
+
+	log.Reset()
+	start = time.Now()
+	if err := CallAndWait(context.Background(), HTTPOptions{URL: "http://127.0.0.1:8080/dr%zzain", RequestTimeout: time.Second, Wait: 200 * time.Millisecond, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 200*time.Millisecond || !strings.Contains(log.String(), "failed") {
+		t.Errorf("a URL that cannot be used must be reported and the wait kept:\n%s", log.String())
+	}
 }
 
 // BenchmarkScan measures scans with 1,000 connections on the watched port and 1,000 on

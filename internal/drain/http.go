@@ -19,17 +19,18 @@ type HTTPOptions struct {
 	Log  io.Writer
 }
 
-// CallAndWait calls the application's drain endpoint, then waits. A failed call is reported,
-// not fatal: the wait still protects in-flight requests.
+// CallAndWait calls the application's drain endpoint, then waits. A failed call, even with a
+// URL that cannot be used, is reported, not fatal: the wait still protects in-flight
+// requests, and skipping it would send SIGTERM at once.
 func CallAndWait(ctx context.Context, o HTTPOptions) error {
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 	defer cancel()
+	var resp *http.Response
 	req, err := http.NewRequestWithContext(callCtx, http.MethodGet, o.URL, nil)
-	if err != nil {
-		return err
+	if err == nil {
+		resp, err = http.DefaultClient.Do(req)
 	}
-	resp, err := http.DefaultClient.Do(req)
 	switch {
 	case err != nil:
 		fmt.Fprintf(o.Log, "convoy-drain: drain call to %s failed: %v\n", o.URL, err)
