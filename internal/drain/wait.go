@@ -61,7 +61,7 @@ type Activity struct {
 	Listening []uint16
 	// Open counts the connections (established, establishing or closing with data left).
 	Open int
-	// Arrived counts connections not seen by the previous scan.
+	// Arrived counts connections accepted since the previous scan.
 	Arrived int
 	// Busy counts connections with queued data, a response still being sent after the
 	// client closed, or traffic within IdleAfter; plus connections waiting to be accepted.

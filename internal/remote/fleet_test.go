@@ -117,18 +117,24 @@ func advance(t *testing.T, clk *clocktesting.FakeClock) {
 	clk.Step(12 * time.Second)
 }
 
+// registerConnected registers a cluster and waits for its first probe, which must connect.
+func registerConnected(t *testing.T, f *Fleet, name string) {
+	t.Helper()
+	if err := f.Register(name, Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, f); h.State != StateConnected {
+		t.Fatalf("first successful probe: state %s (%s)", h.State, h.Message)
+	}
+}
+
 // The breaker opens only after Failures probes in a row have failed and closes only after
 // Successes in a row have passed; while open, Get fails without touching the cluster.
 func TestBreakerHysteresis(t *testing.T) {
 	f, clk, links := fakeFleet(Thresholds{Failures: 3, Successes: 2})
 	defer f.Stop()
 	links["seoul"] = &fakeLink{id: "uid-seoul"}
-	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
-		t.Fatal(err)
-	}
-	if h := next(t, f); h.State != StateConnected {
-		t.Fatalf("first successful probe: state %s (%s)", h.State, h.Message)
-	}
+	registerConnected(t, f, "seoul")
 	steps := []struct {
 		probeErr  error
 		wantState State
@@ -170,12 +176,7 @@ func TestBusyClusterStaysConnected(t *testing.T) {
 	f, clk, links := fakeFleet(Thresholds{Failures: 1, Successes: 1})
 	defer f.Stop()
 	links["seoul"] = &fakeLink{id: "uid-seoul"}
-	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
-		t.Fatal(err)
-	}
-	if h := next(t, f); h.State != StateConnected {
-		t.Fatalf("first successful probe: state %s (%s)", h.State, h.Message)
-	}
+	registerConnected(t, f, "seoul")
 	timeout := fmt.Errorf("reading server version: %w", context.DeadlineExceeded)
 	steps := []struct {
 		name        string
@@ -202,32 +203,16 @@ func TestBusyClusterStaysConnected(t *testing.T) {
 			t.Fatalf("%s: published %v with state %s", s.name, l != nil, h.State)
 		}
 	}
-
-	// Answers do not excuse rejected credentials.
-	g, clk2, links2 := fakeFleet(Thresholds{Failures: 3, Successes: 1})
-	defer g.Stop()
-	links2["busan"] = &fakeLink{id: "uid-busan", answering: true}
-	if err := g.Register("busan", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.2:6443")}); err != nil {
-		t.Fatal(err)
-	}
-	next(t, g)
-	links2["busan"].fail(apierrors.NewUnauthorized("token expired"))
-	advance(t, clk2)
-	if h := next(t, g); h.State != StateDown || h.Reason != convoyv1.ReasonUnauthorized {
-		t.Fatalf("rejected credentials while answering: state %s reason %s (%s)", h.State, h.Reason, h.Message)
-	}
 }
 
 // Rejected credentials open the breaker at once: retrying them cannot succeed, and the docs
-// promise the cluster is reported right away.
+// promise the cluster is reported right away. A 401 is an answer: it must not count as a
+// busy cluster's.
 func TestRejectedCredentialsOpenAtOnce(t *testing.T) {
 	f, clk, links := fakeFleet(Thresholds{Failures: 3, Successes: 1})
 	defer f.Stop()
-	links["seoul"] = &fakeLink{id: "uid-seoul"}
-	if err := f.Register("seoul", Registration{Kubeconfig: testKubeconfig(t, "https://10.0.0.1:6443")}); err != nil {
-		t.Fatal(err)
-	}
-	next(t, f)
+	links["seoul"] = &fakeLink{id: "uid-seoul", answering: true}
+	registerConnected(t, f, "seoul")
 	links["seoul"].fail(apierrors.NewUnauthorized("token expired"))
 	advance(t, clk)
 	if h := next(t, f); h.State != StateDown || h.Reason != convoyv1.ReasonUnauthorized {
