@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -110,7 +111,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 	}
 	owner := ownerOf(project)
 	wanted := map[string]bool{}
-	var conflicts, failures []string
+	var conflicts, rejected, failures []string
 	var changed bool
 	for _, obj := range desired.All() {
 		id, err := conn.ObjectID(obj)
@@ -124,6 +125,9 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 		switch {
 		case errors.As(err, &conflict):
 			conflicts = append(conflicts, conflict.Error())
+		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+			// Retrying cannot help: only a change to the Project (or the cluster) can.
+			rejected = append(rejected, err.Error())
 		case err != nil:
 			failures = append(failures, err.Error())
 		}
@@ -131,7 +135,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 			break // nothing can go into a namespace convoy does not hold
 		}
 	}
-	if len(conflicts) == 0 && len(failures) == 0 {
+	if len(conflicts) == 0 && len(rejected) == 0 && len(failures) == 0 {
 		if err := prune(ctx, conn, owner, project.RemoteNamespace(), wanted); err != nil {
 			failures = append(failures, err.Error())
 		}
@@ -145,6 +149,9 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 	case len(conflicts) > 0:
 		st.Reason, st.Message = convoyv1.ReasonConflict, strings.Join(conflicts, "; ")
 		return st, nil
+	case len(rejected) > 0:
+		st.Reason, st.Message = convoyv1.ReasonRejected, "The cluster's API server refused the rendered objects; fix the Project: "+strings.Join(rejected, "; ")
+		return st, nil
 	case len(failures) > 0:
 		st.Reason, st.Message = convoyv1.ReasonApplyFailed, strings.Join(failures, "; ")
 		return st, fmt.Errorf("cluster %s: %s", sc.Name, st.Message)
@@ -155,9 +162,13 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 		now := metav1.Now()
 		st.LastSyncTime = &now
 	}
-	if notReady := notAvailable(st.Workloads); len(notReady) > 0 {
-		st.Reason, st.Message = convoyv1.ReasonProgressing, "Waiting for workloads to become available: "+strings.Join(notReady, ", ")
-	} else {
+	switch waiting, failed := notAvailable(st.Workloads); {
+	case len(failed) > 0:
+		st.Reason, st.Message = convoyv1.ReasonWorkloadFailed, "Rollout failed: "+strings.Join(failed, "; ")+
+			". Fix the workload (image, config, resources) in the Project; the next change rolls it out again"
+	case len(waiting) > 0:
+		st.Reason, st.Message = convoyv1.ReasonProgressing, "Waiting for workloads to become available: "+strings.Join(waiting, "; ")
+	default:
 		st.Reason, st.Message = convoyv1.ReasonSynced, "All objects applied and all workloads available"
 	}
 	if len(desired.Warnings) > 0 {

@@ -42,7 +42,7 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 		Expect(p.Spec.SafetyMarginSeconds).To(Equal(int32(5)))
 		Expect(p.Spec.PreStop.DrainConnections.MinDelaySeconds).To(Equal(int32(5)))
 		Expect(p.Spec.PreStop.DrainConnections.SettleSeconds).To(Equal(int32(2)))
-		Expect(p.Spec.PreStop.DrainConnections.IdleThresholdSeconds).To(BeZero())
+		Expect(p.Spec.PreStop.DrainConnections.IdleThresholdSeconds).To(Equal(ptr.To[int32](2)))
 		Expect(p.Spec.Sidecar.Mode).To(Equal(convoyv1.SidecarAuto))
 		Expect(p.Spec.Sidecar.DrainStrategy).To(Equal(convoyv1.DrainForDuration))
 	})

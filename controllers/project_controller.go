@@ -171,7 +171,7 @@ func (r *ProjectReconciler) summarize(project *convoyv1.Project, statuses []conv
 		switch st.Reason {
 		case convoyv1.ReasonSynced:
 			ready++
-		case convoyv1.ReasonConflict, convoyv1.ReasonInvalidSpec, convoyv1.ReasonClusterNotFound:
+		case convoyv1.ReasonConflict, convoyv1.ReasonInvalidSpec, convoyv1.ReasonClusterNotFound, convoyv1.ReasonRejected, convoyv1.ReasonWorkloadFailed:
 			stalled = append(stalled, st.Name+": "+st.Message)
 		default:
 			waiting = append(waiting, st.Name+" ("+st.Reason+")")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -18,44 +19,117 @@ import (
 	"github.com/convoy-dev/convoy/internal/render"
 )
 
-// workloadStatuses reads each workload's live Deployment, and where its pods run, from the
-// cluster's caches. Pods per zone are extra information: when they cannot be read, the
-// returned warning says why and the rest of the status stands.
+// workloadStatuses reads each workload's live Deployment, and its pods, from the cluster's
+// caches. Pods (where they run, why they are not ready) are extra information: when they
+// cannot be read, the returned warning says why and the rest of the status stands.
 func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects) ([]convoyv1.WorkloadStatus, string) {
-	nodes, zonesErr := conn.NodeZones(ctx)
+	nodes, podsErr := conn.NodeZones(ctx)
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
 		ws := convoyv1.WorkloadStatus{Name: d.Name, Replicas: ptrOr(d.Spec.Replicas, 1)}
-		live, err := conn.Deployment(ctx, client.ObjectKeyFromObject(d))
-		if err == nil {
-			ws.Replicas = ptrOr(live.Spec.Replicas, 1)
-			if live.Status.ObservedGeneration >= live.Generation {
-				ws.ReadyReplicas = live.Status.ReadyReplicas
-				ws.UpdatedReplicas = live.Status.UpdatedReplicas
-				ws.AvailableReplicas = live.Status.AvailableReplicas
+		if live, err := conn.Deployment(ctx, client.ObjectKeyFromObject(d)); err == nil {
+			deploymentStatus(&ws, live)
+		}
+		if podsErr == nil {
+			var pods []corev1.Pod
+			if pods, podsErr = conn.WorkloadPods(ctx, d.Namespace, d.Spec.Selector.MatchLabels); podsErr == nil {
+				ws.Zones, ws.ZoneSkew = zoneCounts(eligibleZones(sc, nodes, &d.Spec.Template), nodes.PodsPerZone(pods))
+				for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
+					if c.TopologyKey == convoyv1.ZoneLabel {
+						ws.MaxSkew = &c.MaxSkew
+					}
+				}
+				if !available(ws) {
+					ws.PodProblems = podProblems(pods)
+				}
 			}
 		}
+		ws.Message = workloadMessage(ws)
 		out = append(out, ws)
-		if zonesErr != nil {
-			continue
-		}
-		var counts map[string]int32
-		if counts, zonesErr = conn.PodsPerZone(ctx, d.Namespace, d.Spec.Selector.MatchLabels, nodes); zonesErr != nil {
-			continue
-		}
-		w := &out[len(out)-1]
-		w.Zones, w.ZoneSkew = zoneCounts(eligibleZones(sc, nodes, &d.Spec.Template), counts)
-		for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
-			if c.TopologyKey == convoyv1.ZoneLabel {
-				w.MaxSkew = &c.MaxSkew
-			}
-		}
 	}
-	if zonesErr != nil {
-		return out, zonesErr.Error()
+	if podsErr != nil {
+		return out, podsErr.Error()
 	}
 	return out, ""
+}
+
+// deploymentStatus copies what the live Deployment says into ws: counts once the controller
+// has seen the current spec, the revision and images, and a rollout past its deadline.
+func deploymentStatus(ws *convoyv1.WorkloadStatus, live *appsv1.Deployment) {
+	ws.Replicas = ptrOr(live.Spec.Replicas, 1)
+	ws.Revision = live.Annotations[deploymentRevisionAnnotation]
+	ws.Images = nil
+	for _, c := range live.Spec.Template.Spec.Containers {
+		ws.Images = append(ws.Images, c.Image)
+	}
+	if live.Status.ObservedGeneration < live.Generation {
+		return
+	}
+	ws.ReadyReplicas = live.Status.ReadyReplicas
+	ws.UpdatedReplicas = live.Status.UpdatedReplicas
+	ws.AvailableReplicas = live.Status.AvailableReplicas
+	for _, c := range live.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == progressDeadlineExceeded {
+			ws.Failed = true
+			ws.Message = c.Reason + ": " + c.Message
+		}
+	}
+}
+
+// The Deployment controller's revision annotation and the Progressing reason of a rollout
+// past its progressDeadlineSeconds (k8s.io/kubernetes/pkg/controller/deployment/util).
+const (
+	deploymentRevisionAnnotation = "deployment.kubernetes.io/revision"
+	progressDeadlineExceeded     = "ProgressDeadlineExceeded"
+)
+
+// podProblems counts the current pods that are not ready by reason, most frequent first,
+// with one message for each reason.
+func podProblems(pods []corev1.Pod) []convoyv1.PodProblem {
+	index := map[string]int{}
+	var out []convoyv1.PodProblem
+	for i := range pods {
+		if !remote.Current(&pods[i]) {
+			continue
+		}
+		reason, message, ok := remote.PodProblem(&pods[i])
+		if !ok {
+			continue
+		}
+		if _, seen := index[reason]; !seen {
+			index[reason] = len(out)
+			out = append(out, convoyv1.PodProblem{Reason: reason, Message: message})
+		}
+		out[index[reason]].Pods++
+	}
+	slices.SortStableFunc(out, func(a, b convoyv1.PodProblem) int {
+		if a.Pods != b.Pods {
+			return int(b.Pods - a.Pods)
+		}
+		return strings.Compare(a.Reason, b.Reason)
+	})
+	return out
+}
+
+// workloadMessage says why a workload is not available: its failed rollout, then what its
+// pods wait for. Empty for an available workload.
+func workloadMessage(ws convoyv1.WorkloadStatus) string {
+	if available(ws) && !ws.Failed {
+		return ""
+	}
+	var parts []string
+	if ws.Failed {
+		parts = append(parts, ws.Message)
+	}
+	for _, p := range ws.PodProblems {
+		part := fmt.Sprintf("%d %s", p.Pods, p.Reason)
+		if p.Message != "" {
+			part += " (" + p.Message + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // eligibleZones are the zones a workload's pods can run in; a zone without pods counts for
@@ -118,15 +192,27 @@ func zoneImbalance(cluster string, ws convoyv1.WorkloadStatus) string {
 	return fmt.Sprintf("%s/%s: %s (skew %d > maxSkew %d)", cluster, ws.Name, strings.Join(parts, " "), *ws.ZoneSkew, *ws.MaxSkew)
 }
 
-// notAvailable names the workloads whose Deployment is not fully rolled out and available.
-func notAvailable(ws []convoyv1.WorkloadStatus) []string {
-	var names []string
+// available reports whether a workload's Deployment is fully rolled out and available.
+func available(w convoyv1.WorkloadStatus) bool {
+	return w.UpdatedReplicas >= w.Replicas && w.AvailableReplicas >= w.Replicas
+}
+
+// notAvailable describes the workloads that are not fully rolled out and available, with
+// why when it is known, and the ones whose rollout failed.
+func notAvailable(ws []convoyv1.WorkloadStatus) (waiting, failed []string) {
 	for _, w := range ws {
-		if w.UpdatedReplicas < w.Replicas || w.AvailableReplicas < w.Replicas {
-			names = append(names, w.Name)
+		desc := w.Name
+		if w.Message != "" {
+			desc += ": " + w.Message
+		}
+		switch {
+		case w.Failed:
+			failed = append(failed, desc)
+		case !available(w):
+			waiting = append(waiting, desc)
 		}
 	}
-	return names
+	return waiting, failed
 }
 
 func ptrOr(p *int32, def int32) int32 {

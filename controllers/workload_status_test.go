@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -65,5 +66,99 @@ func TestZoneImbalance(t *testing.T) {
 	noSpread.MaxSkew = nil
 	if got := zoneImbalance("seoul-1", noSpread); got != "" {
 		t.Errorf("a workload without zone spread is judged: %q", got)
+	}
+}
+
+func TestDeploymentStatus(t *testing.T) {
+	live := func(mutate func(*appsv1.Deployment)) *appsv1.Deployment {
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "api", Generation: 3, Annotations: map[string]string{"deployment.kubernetes.io/revision": "7"}},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "app", Image: "registry.example/api:2.0"}, {Name: "proxy", Image: "registry.example/proxy:1.4"},
+			}}}},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 3, ReadyReplicas: 2, UpdatedReplicas: 3, AvailableReplicas: 2},
+		}
+		if mutate != nil {
+			mutate(d)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		live *appsv1.Deployment
+		want convoyv1.WorkloadStatus
+	}{
+		{"rolling out", live(nil), convoyv1.WorkloadStatus{Replicas: 3, ReadyReplicas: 2, UpdatedReplicas: 3, AvailableReplicas: 2,
+			Revision: "7", Images: []string{"registry.example/api:2.0", "registry.example/proxy:1.4"}}},
+		{"the controller has not seen the spec yet: no counts", live(func(d *appsv1.Deployment) { d.Status.ObservedGeneration = 2 }),
+			convoyv1.WorkloadStatus{Replicas: 3, Revision: "7", Images: []string{"registry.example/api:2.0", "registry.example/proxy:1.4"}}},
+		{"past its progress deadline", live(func(d *appsv1.Deployment) {
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+				Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "api-6d4cf56db6" has timed out progressing.`}}
+		}), convoyv1.WorkloadStatus{Replicas: 3, ReadyReplicas: 2, UpdatedReplicas: 3, AvailableReplicas: 2,
+			Revision: "7", Images: []string{"registry.example/api:2.0", "registry.example/proxy:1.4"},
+			Failed: true, Message: `ProgressDeadlineExceeded: ReplicaSet "api-6d4cf56db6" has timed out progressing.`}},
+		{"progressing normally", live(func(d *appsv1.Deployment) {
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "ReplicaSetUpdated"}}
+		}), convoyv1.WorkloadStatus{Replicas: 3, ReadyReplicas: 2, UpdatedReplicas: 3, AvailableReplicas: 2,
+			Revision: "7", Images: []string{"registry.example/api:2.0", "registry.example/proxy:1.4"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got convoyv1.WorkloadStatus
+			deploymentStatus(&got, tc.live)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPodProblemsAndMessage(t *testing.T) {
+	pod := func(name string, status corev1.PodStatus) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: status}
+	}
+	waitingOn := func(reason, message string) corev1.PodStatus {
+		return corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}},
+		}}
+	}
+	now := metav1.Now()
+	terminating := pod("api-old", waitingOn("CrashLoopBackOff", "back-off 5m0s"))
+	terminating.DeletionTimestamp = &now
+	pods := []corev1.Pod{
+		pod("api-1", waitingOn("ImagePullBackOff", `Back-off pulling image "registry.example/api:typo"`)),
+		pod("api-2", corev1.PodStatus{Phase: corev1.PodRunning}),
+		pod("api-3", waitingOn("ImagePullBackOff", `Back-off pulling image "registry.example/api:typo"`)),
+		pod("api-4", corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/6 nodes are available: 6 Insufficient memory."},
+		}}),
+		terminating,
+		pod("api-done", corev1.PodStatus{Phase: corev1.PodSucceeded}),
+	}
+	want := []convoyv1.PodProblem{
+		{Reason: "ImagePullBackOff", Pods: 2, Message: `Back-off pulling image "registry.example/api:typo"`},
+		{Reason: "Unschedulable", Pods: 1, Message: "0/6 nodes are available: 6 Insufficient memory."},
+	}
+	got := podProblems(pods)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("podProblems (-want +got):\n%s", diff)
+	}
+	ws := convoyv1.WorkloadStatus{Name: "api", Replicas: 4, UpdatedReplicas: 4, AvailableReplicas: 1, PodProblems: got}
+	if msg := workloadMessage(ws); msg != `2 ImagePullBackOff (Back-off pulling image "registry.example/api:typo"); 1 Unschedulable (0/6 nodes are available: 6 Insufficient memory.)` {
+		t.Errorf("workloadMessage = %q", msg)
+	}
+	if msg := workloadMessage(convoyv1.WorkloadStatus{Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}); msg != "" {
+		t.Errorf("an available workload has a message: %q", msg)
+	}
+	waiting, failed := notAvailable([]convoyv1.WorkloadStatus{
+		{Name: "api", Replicas: 4, UpdatedReplicas: 4, AvailableReplicas: 1, Message: "2 ImagePullBackOff"},
+		{Name: "worker", Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1},
+		{Name: "batch", Replicas: 1, Failed: true, Message: "ProgressDeadlineExceeded: timed out"},
+	})
+	if diff := cmp.Diff([]string{"api: 2 ImagePullBackOff"}, waiting); diff != "" {
+		t.Errorf("waiting (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"batch: ProgressDeadlineExceeded: timed out"}, failed); diff != "" {
+		t.Errorf("failed (-want +got):\n%s", diff)
 	}
 }

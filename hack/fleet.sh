@@ -190,7 +190,10 @@ start_cluster() {
 }
 
 fake_nodes() {
-  local cluster="$1" region="$2" zones="$3" zone i
+  local cluster="$1" region="$2" zones="$3" zone i kubelet
+  # kwok reports its own version as the kubelet's unless told otherwise; real clusters report
+  # the kubelet's, which convoy (like Istio) reads to decide native sidecars.
+  kubelet="$(kc "$cluster" get --raw /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
   for zone in ${zones//,/ }; do
     for i in 1 2; do
       cat <<EOF
@@ -210,6 +213,7 @@ metadata:
 status:
   allocatable: {cpu: "16", memory: 64Gi, pods: "110"}
   capacity: {cpu: "16", memory: 64Gi, pods: "110"}
+  nodeInfo: {kubeletVersion: "${kubelet}"}
 EOF
     done
   done | kc "$cluster" apply -f - >/dev/null

@@ -17,10 +17,9 @@ type SleepPreStop struct {
 
 // DrainConnectionsPreStop keeps the pod serving for at least minDelaySeconds, then until its
 // serving ports have been quiet for settleSeconds — no new connection arriving, none with
-// data queued or a response still being sent — or until the timeout. Open keep-alive
-// connections are left to the application's SIGTERM handling unless idleThresholdSeconds is
-// set (docs/graceful-shutdown.md explains why). It runs convoy-drain, which convoy copies
-// into the pod with an init container.
+// data queued or carrying traffic within idleThresholdSeconds — or until the timeout. Idle
+// keep-alive connections do not hold the pod (docs/graceful-shutdown.md explains the
+// choices). It runs convoy-drain, which convoy copies into the pod with an init container.
 // +kubebuilder:validation:XValidation:rule="self.minDelaySeconds <= self.timeoutSeconds",message="minDelaySeconds must not exceed timeoutSeconds"
 // +kubebuilder:validation:XValidation:rule="self.settleSeconds < self.timeoutSeconds",message="settleSeconds must be less than timeoutSeconds"
 type DrainConnectionsPreStop struct {
@@ -56,15 +55,18 @@ type DrainConnectionsPreStop struct {
 	// +kubebuilder:validation:Maximum=60
 	SettleSeconds int32 `json:"settleSeconds,omitempty"`
 
-	// idleThresholdSeconds, when set, also waits for every open connection to carry no data
-	// for this long. Unset, open keep-alive connections do not hold the pod: behind
-	// kube-proxy they keep flowing after the endpoint is removed, so only the application's
-	// SIGTERM handling (Connection: close) ends them. Set it where connections end on their
-	// own once routing has moved (Envoy drains its pool when an endpoint is removed).
+	// idleThresholdSeconds: a connection that carried data within this many seconds is busy
+	// and holds the pod. Proxies that pool connections (Envoy, Istio sidecars, most L7 load
+	// balancers) keep sending requests over them until the endpoint removal reaches them,
+	// and open no new connection meanwhile: their traffic stopping is the only sign. 0 leaves
+	// open connections to the application's SIGTERM handling (Connection: close): behind
+	// kube-proxy, keep-alive clients keep their connections flowing after the endpoint is
+	// removed, so with the default the wait can run to its timeout there.
 	// +optional
-	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=600
-	IdleThresholdSeconds int32 `json:"idleThresholdSeconds,omitempty"`
+	IdleThresholdSeconds *int32 `json:"idleThresholdSeconds,omitempty"`
 }
 
 // HTTPGetPreStop calls the application's drain endpoint on 127.0.0.1, then waits.

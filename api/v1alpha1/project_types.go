@@ -8,10 +8,12 @@ import (
 
 // ProjectOwner says who is responsible for a Project.
 type ProjectOwner struct {
-	// team that owns the service.
+	// team that owns the service. It becomes the label convoy.dev/team on every object convoy
+	// writes in service clusters, so it must be a valid label value.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')`,message="team must be a valid label value: letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
 	Team string `json:"team"`
 
 	// contacts: e-mail addresses, chat channels or pager handles.
@@ -214,6 +216,30 @@ type WorkloadStatus struct {
 	UpdatedReplicas int32 `json:"updatedReplicas"`
 	// availableReplicas of the Deployment.
 	AvailableReplicas int32 `json:"availableReplicas"`
+	// revision is the Deployment's rollout revision in the cluster
+	// (deployment.kubernetes.io/revision).
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// images are the images of the Deployment's containers, in order: what its updated pods
+	// run. With updatedReplicas equal to replicas, every pod runs them.
+	// +optional
+	// +listType=atomic
+	Images []string `json:"images,omitempty"`
+	// failed is true when the Deployment's rollout exceeded its progress deadline
+	// (Progressing=False, ProgressDeadlineExceeded): it does not recover without a change.
+	// +optional
+	Failed bool `json:"failed,omitempty"`
+	// message says why the workload is not available: the Deployment's failed condition and
+	// what its pods wait for.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// podProblems count the workload's pods that are not ready, by reason: a container's
+	// waiting reason (ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError, ...)
+	// or Unschedulable.
+	// +optional
+	// +listType=map
+	// +listMapKey=reason
+	PodProblems []PodProblem `json:"podProblems,omitempty"`
 	// zones counts the workload's scheduled, running-or-starting pods per zone (the zone label
 	// of their node). Every zone of the ServiceCluster is listed, with 0 when it has none.
 	// +optional
@@ -227,6 +253,17 @@ type WorkloadStatus struct {
 	// ZoneImbalanced while a rolled-out workload's zoneSkew exceeds it.
 	// +optional
 	MaxSkew *int32 `json:"maxSkew,omitempty"`
+}
+
+// PodProblem is why some of a workload's pods are not ready.
+type PodProblem struct {
+	// reason is the container's waiting reason, or Unschedulable.
+	Reason string `json:"reason"`
+	// pods with this reason.
+	Pods int32 `json:"pods"`
+	// message of one of them, shortened.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // ZonePods is the number of a workload's pods in one zone.
@@ -262,7 +299,8 @@ type ProjectClusterStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// reason is a stable UpperCamelCase word: Synced, Progressing, Pending, Conflict,
-	// Unreachable, ClusterNotReady, Connecting, ClusterNotFound, ApplyFailed, CleanupPending.
+	// Unreachable, ClusterNotReady, Connecting, ClusterNotFound, ApplyFailed, Rejected,
+	// WorkloadFailed, CleanupPending.
 	Reason string `json:"reason"`
 
 	// message says what happened and, on failure, what to do.
@@ -325,6 +363,7 @@ type ProjectStatus struct {
 // +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.readyClusters`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Team",type=string,JSONPath=`.spec.owner.team`,priority=1
+// +kubebuilder:selectablefield:JSONPath=`.spec.owner.team`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",message="metadata.name must be a DNS label (at most 63 lowercase alphanumerics or '-'): it is a label value in service clusters and the default namespace"
 type Project struct {

@@ -21,6 +21,13 @@ const (
 	// WorkloadLabel names the Project workload a remote Deployment, Service or pod belongs to.
 	WorkloadLabel = "convoy.dev/workload"
 
+	// TeamLabel carries spec.owner.team on every object convoy writes in a service cluster
+	// (not on pods: a team change must not roll every workload), so alerting and cost tools
+	// there can route by owner.
+	TeamLabel = "convoy.dev/team"
+	// ContactsAnnotation carries spec.owner.contacts, comma-separated, on the same objects.
+	ContactsAnnotation = "convoy.dev/contacts"
+
 	// DefaultKubeconfigKey is the Secret key read when a ServiceCluster does not name one.
 	DefaultKubeconfigKey = "kubeconfig"
 
@@ -66,6 +73,11 @@ const (
 	ReasonWorkloadsNotReady  = "WorkloadsNotReady"
 	ReasonPlacementListError = "PlacementListError"
 	ReasonPolicyNotFound     = "PolicyNotFound"
+	// ReasonWorkloadFailed: a workload's rollout exceeded its progress deadline
+	// (ProgressDeadlineExceeded); only a change to the Project or the cluster fixes it.
+	ReasonWorkloadFailed = "WorkloadFailed"
+	// ReasonRejected: the service cluster's API server refused an object as invalid.
+	ReasonRejected = "Rejected"
 
 	// GracefulShutdownPolicy reasons and conditions.
 	ReasonValid                 = "Valid"

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		ports := fs.String("ports", "", "comma-separated local ports to watch")
 		minDelay := fs.Duration("min-delay", 5*time.Second, "time always waited, for endpoint removal to propagate")
 		settle := fs.Duration("settle", 2*time.Second, "how long the ports must stay quiet (no new or busy connection)")
-		idleAfter := fs.Duration("idle-after", 0, "count connections with traffic this recent as busy; 0 leaves keep-alive connections to the app's SIGTERM handling")
+		idleAfter := fs.Duration("idle-after", 2*time.Second, "count connections with traffic this recent as busy; 0 leaves open connections to the app's SIGTERM handling")
 		timeout := fs.Duration("timeout", 30*time.Second, "upper bound of the whole wait")
 		poll := fs.Duration("poll", 250*time.Millisecond, "interval between scans of listeners and connection counters")
 		connScan := fs.Duration("connection-scan-interval", time.Second, "interval between scans of the connections themselves")

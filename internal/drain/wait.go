@@ -22,11 +22,12 @@ type WaitOptions struct {
 	// the wait ends. One quiet reading proves little: at a low request rate the next
 	// connection can be seconds away.
 	Settle time.Duration
-	// IdleAfter, when positive, counts a connection that carried data within it as busy.
-	// Zero leaves open keep-alive connections to the application's SIGTERM handling: behind
-	// kube-proxy they keep flowing after the endpoint is removed, so waiting for them to go
-	// quiet would wait for the timeout. Queued bytes and a response still being sent after
-	// the client closed its side (CLOSE_WAIT) always count.
+	// IdleAfter, when positive, counts a connection that carried data within it as busy:
+	// pooling proxies (Envoy) keep sending over their connections until the endpoint removal
+	// reaches them. Zero leaves open connections to the application's SIGTERM handling:
+	// behind kube-proxy keep-alive connections keep flowing after the endpoint is removed, so
+	// waiting for them to go quiet can wait for the timeout. Queued bytes and a response
+	// still being sent after the client closed its side (CLOSE_WAIT) always count.
 	IdleAfter time.Duration
 	// Timeout bounds the whole wait, MinDelay included.
 	Timeout time.Duration
@@ -63,7 +64,7 @@ type Activity struct {
 	Open int
 	// Arrived counts connections accepted since the previous scan.
 	Arrived int
-	// Busy counts connections with queued data, a response still being sent after the
+	// Busy counts connections with unread data, a response still being sent after the
 	// client closed, or traffic within IdleAfter; plus connections waiting to be accepted.
 	Busy int
 }
@@ -124,10 +125,13 @@ func (t *tracker) assessConnections(socks []Socket) Activity {
 		if t.seen != nil && !t.seen[s.Cookie] {
 			a.Arrived++
 		}
+		// Unacknowledged bytes of an established connection do not count: delayed ACKs leave
+		// every response unacknowledged for up to 40 ms, so request/response traffic would
+		// look busy at any scan; the application's graceful shutdown completes its responses.
 		switch {
-		case s.Unread() > 0 || s.SendQueue > 0:
+		case s.Unread() > 0:
 			a.Busy++
-		case s.State == tcpCloseWait && s.SinceSend < sendingAfterClose:
+		case s.State == tcpCloseWait && (s.SendQueue > 0 || s.SinceSend < sendingAfterClose):
 			a.Busy++
 		case s.State == tcpSynRecv:
 			a.Busy++
@@ -154,7 +158,7 @@ func WaitForDrain(ctx context.Context, o WaitOptions) (Outcome, Activity) {
 			fmt.Fprintf(o.Log, "convoy-drain: t=%.1fs "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
 		}
 	}
-	idle := "open keep-alive connections are left to the application's SIGTERM handling"
+	idle := "open connections are left to the application's SIGTERM handling"
 	if o.IdleAfter > 0 {
 		idle = fmt.Sprintf("a connection with traffic in the last %s is busy", o.IdleAfter)
 	}

@@ -136,8 +136,9 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		// they must resume within seconds, not after client-go's reflector backoff.
 		o.Cache.NewInformer = informer.NewSharedIndexInformer
 		o.Cache.ByObject = map[client.Object]cache.ByObject{
-			// Pods of convoy's Deployments carry its labels; only where they run is kept.
-			&corev1.Pod{}: {Transform: podPlacementOnly},
+			// Pods of convoy's Deployments carry its labels; only where they run and why
+			// they are not ready is kept.
+			&corev1.Pod{}: {Transform: podForStatus},
 			// Nodes are not convoy's: every node is read for its zone label and kubelet version.
 			&corev1.Node{}: {Label: labels.Everything(), Transform: nodeZoneAndKubelet},
 		}
@@ -186,7 +187,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		handlers[obj] = projectEventHandler(onChange, nil)
 	}
 	if conn.placementErr == nil {
-		handlers[&corev1.Pod{}] = projectEventHandler(onChange, placementChanged)
+		handlers[&corev1.Pod{}] = projectEventHandler(onChange, podChanged)
 		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
 		handlers[&corev1.Node{}] = nil
 	}

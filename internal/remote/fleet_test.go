@@ -15,9 +15,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // fakeLink is a connection whose probes and cache sync the test decides.
@@ -323,35 +320,6 @@ func TestCacheSyncGivesUp(t *testing.T) {
 			}
 			if !links["seoul"].isStopped() {
 				t.Fatal("the abandoned connection was not stopped")
-			}
-		})
-	}
-}
-
-func TestPlacementChanged(t *testing.T) {
-	base := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "api-1", ResourceVersion: "1", Labels: map[string]string{"app": "api"}},
-		Spec:       corev1.PodSpec{NodeName: "n1"},
-		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-	}
-	now := metav1.Now()
-	tests := []struct {
-		name   string
-		mutate func(*corev1.Pod)
-		want   bool
-	}{
-		{"only the resourceVersion (a readiness flip, stripped away)", func(p *corev1.Pod) { p.ResourceVersion = "2" }, false},
-		{"scheduled elsewhere", func(p *corev1.Pod) { p.Spec.NodeName = "n2" }, true},
-		{"phase", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }, true},
-		{"deletion started", func(p *corev1.Pod) { p.DeletionTimestamp = &now }, true},
-		{"labels", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "web"} }, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n := base.DeepCopy()
-			tt.mutate(n)
-			if got := placementChanged(base, n); got != tt.want {
-				t.Errorf("placementChanged = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -17,9 +17,14 @@ import (
 // the object when it arrived ("" when convoy owned nothing). It is never written to a cluster.
 const ownedDigestAnnotation = "convoy.dev/cached-owned-fields-digest"
 
+// deploymentRevisionAnnotation is the Deployment controller's rollout revision, kept on
+// cached Deployments for status.
+const deploymentRevisionAnnotation = "deployment.kubernetes.io/revision"
+
 // slimForCache returns the transform every object passes before it enters a connection's
 // cache. convoy reads little of what it caches: identity, labels, deletion state, what it owns
-// (for the no-op check and drift detection) and a Deployment's replicas and status. So the
+// (for the no-op check and drift detection) and a Deployment's replicas, images, revision and
+// status. So the
 // fields convoy owns are reduced to a digest on arrival, and the specs, annotations and
 // managedFields are dropped: a cached Deployment shrinks from its full pod template (with
 // every server default) to its metadata and status. Objects of other kinds (node metadata)
@@ -45,7 +50,11 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 			return keepConvoyApplyEntry(o), nil
 		}
 		o.SetManagedFields(nil)
+		revision, hasRevision := o.GetAnnotations()[deploymentRevisionAnnotation]
 		o.SetAnnotations(map[string]string{ownedDigestAnnotation: d})
+		if hasRevision {
+			o.GetAnnotations()[deploymentRevisionAnnotation] = revision
+		}
 		dropSpec(o)
 		return obj, nil
 	}
@@ -64,7 +73,13 @@ func slimmable(o client.Object) bool {
 func dropSpec(o client.Object) {
 	switch t := o.(type) {
 	case *appsv1.Deployment:
-		t.Spec = appsv1.DeploymentSpec{Replicas: t.Spec.Replicas} // status stays: convoy reports it
+		// Status stays, and which images the pods run: convoy reports them.
+		containers := make([]corev1.Container, len(t.Spec.Template.Spec.Containers))
+		for i, c := range t.Spec.Template.Spec.Containers {
+			containers[i] = corev1.Container{Name: c.Name, Image: c.Image}
+		}
+		t.Spec = appsv1.DeploymentSpec{Replicas: t.Spec.Replicas}
+		t.Spec.Template.Spec.Containers = containers
 	case *corev1.Service:
 		t.Spec, t.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
 	case *corev1.Namespace:

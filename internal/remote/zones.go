@@ -43,23 +43,6 @@ func oldestKubelet(nodes []corev1.Node) (*version.Version, bool) {
 	return oldest, oldest != nil
 }
 
-// podPlacementOnly strips a cached Pod down to what zone counting reads, so caching the pods
-// of large workloads costs little memory.
-func podPlacementOnly(obj any) (any, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
-			Labels: pod.Labels, DeletionTimestamp: pod.DeletionTimestamp,
-		},
-		Spec:   corev1.PodSpec{NodeName: pod.Spec.NodeName},
-		Status: corev1.PodStatus{Phase: pod.Status.Phase},
-	}, nil
-}
-
 // canReadPlacement checks that convoy may list nodes and its pods in the cluster, which
 // older convoy versions did not need: without this check a missing permission would stall
 // the cache sync and cost the whole cluster. A Forbidden answer is returned wrapped, so
@@ -82,19 +65,6 @@ func canReadPlacement(ctx context.Context, reader client.Reader, cluster string,
 		}
 	}
 	return nil
-}
-
-// placementChanged passes pod updates that can change zone counts: where the pod runs, its
-// phase, its labels, or the start of its deletion. Readiness flips and status writes do not
-// wake the Project.
-func placementChanged(oldObj, newObj any) bool {
-	o, ok1 := oldObj.(*corev1.Pod)
-	n, ok2 := newObj.(*corev1.Pod)
-	if !ok1 || !ok2 {
-		return true
-	}
-	return o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase ||
-		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || !maps.Equal(o.Labels, n.Labels)
 }
 
 // NodeZones knows the zone and labels of every node, from a slim cache of every node in the
@@ -141,22 +111,17 @@ func (nz *NodeZones) Zones(match func(labels map[string]string) bool) []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// PodsPerZone counts the pods matching selector in namespace by the zone of their node.
-// Pods that are not scheduled, are terminating or have finished do not count: they serve no
-// traffic.
-func (c *Connection) PodsPerZone(ctx context.Context, namespace string, selector map[string]string, nodes *NodeZones) (map[string]int32, error) {
-	var pods corev1.PodList
-	if err := c.cluster.GetCache().List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
-		return nil, fmt.Errorf("listing pods in %s/%s: %w", c.Name, namespace, err)
-	}
+// PodsPerZone counts pods by the zone of their node. Pods that are not scheduled, are
+// terminating or have finished do not count: they serve no traffic.
+func (nz *NodeZones) PodsPerZone(pods []corev1.Pod) map[string]int32 {
 	counts := map[string]int32{}
-	for _, p := range pods.Items {
-		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || !Current(&p) {
 			continue
 		}
-		if z := nodes.zoneOf[p.Spec.NodeName]; z != "" {
+		if z := nz.zoneOf[p.Spec.NodeName]; z != "" {
 			counts[z]++
 		}
 	}
-	return counts, nil
+	return counts
 }

@@ -14,14 +14,18 @@ import (
 // One DestinationRule per workload carries both policies: Istio merges nothing across
 // DestinationRules for one host, so a second one would be ignored.
 func destinationRule(project *convoyv1.Project, ns, workload, version string, trafficPolicy map[string]any) *unstructured.Unstructured {
+	metadata := map[string]any{
+		"name":      workload,
+		"namespace": ns,
+		"labels":    toAny(objectLabels(project, workload)),
+	}
+	if a := objectAnnotations(project); a != nil {
+		metadata["annotations"] = toAny(a)
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/" + version,
 		"kind":       "DestinationRule",
-		"metadata": map[string]any{
-			"name":      workload,
-			"namespace": ns,
-			"labels":    toAny(workloadLabels(project, workload)),
-		},
+		"metadata":   metadata,
 		"spec": map[string]any{
 			"host":          workload + "." + ns + ".svc.cluster.local",
 			"trafficPolicy": trafficPolicy,

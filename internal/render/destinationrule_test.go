@@ -73,7 +73,7 @@ func TestConnectionPoolDestinationRule(t *testing.T) {
 			if dr.GetName() != "api" || dr.GetNamespace() != "shop" {
 				t.Errorf("name = %s/%s", dr.GetNamespace(), dr.GetName())
 			}
-			if diff := cmp.Diff(withWorkload(owner(), "api"), dr.GetLabels()); diff != "" {
+			if diff := cmp.Diff(withWorkload(objectOwner(), "api"), dr.GetLabels()); diff != "" {
 				t.Errorf("labels (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(wantSpec, dr.Object["spec"]); diff != "" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -79,6 +80,25 @@ func workloadLabels(project *convoyv1.Project, workload string) map[string]strin
 	return l
 }
 
+// objectLabels are the labels of an object convoy writes (not of pods): ownership, the
+// workload when there is one, and the owning team.
+func objectLabels(project *convoyv1.Project, workload string) map[string]string {
+	l := OwnerLabels(project)
+	if workload != "" {
+		l[convoyv1.WorkloadLabel] = workload
+	}
+	l[convoyv1.TeamLabel] = project.Spec.Owner.Team
+	return l
+}
+
+// objectAnnotations name the owner's contacts, or are nil when there are none.
+func objectAnnotations(project *convoyv1.Project) map[string]string {
+	if len(project.Spec.Owner.Contacts) == 0 {
+		return nil
+	}
+	return map[string]string{convoyv1.ContactsAnnotation: strings.Join(project.Spec.Owner.Contacts, ", ")}
+}
+
 // ForCluster renders the objects a Project wants in one cluster, with the cluster's
 // overrides applied.
 func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, policies Policies) (*ClusterObjects, error) {
@@ -86,7 +106,7 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 	out := &ClusterObjects{
 		Namespace: &corev1.Namespace{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: OwnerLabels(project)},
+			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: objectLabels(project, ""), Annotations: objectAnnotations(project)},
 		},
 	}
 	overrides, err := overridesFor(project, cluster)
@@ -205,9 +225,10 @@ func deployment(project *convoyv1.Project, ns string, w *convoyv1.Workload) *app
 	return &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      w.Name,
-			Namespace: ns,
-			Labels:    workloadLabels(project, w.Name),
+			Name:        w.Name,
+			Namespace:   ns,
+			Labels:      objectLabels(project, w.Name),
+			Annotations: objectAnnotations(project),
 		},
 		Spec: appsv1.DeploymentSpec{
 			// nil replicas leaves spec.replicas to others (an HPA); see Workload.Replicas.
@@ -256,9 +277,10 @@ func service(project *convoyv1.Project, ns string, w *convoyv1.Workload) *corev1
 	return &corev1.Service{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      w.Name,
-			Namespace: ns,
-			Labels:    workloadLabels(project, w.Name),
+			Name:        w.Name,
+			Namespace:   ns,
+			Labels:      objectLabels(project, w.Name),
+			Annotations: objectAnnotations(project),
 		},
 		Spec: corev1.ServiceSpec{
 			Selector: SelectorLabels(project, w.Name),

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"time"
+
 	"fmt"
 	"strings"
 	"testing"
@@ -53,6 +55,14 @@ func owner() map[string]string {
 	}
 }
 
+// objectOwner are the labels of the objects convoy writes: ownership and the team (pods get
+// no team label).
+func objectOwner() map[string]string {
+	l := owner()
+	l["convoy.dev/team"] = "payments"
+	return l
+}
+
 func withWorkload(l map[string]string, w string) map[string]string {
 	l["convoy.dev/workload"] = w
 	return l
@@ -63,7 +73,7 @@ func wantDeployment(mutate ...func(*appsv1.Deployment)) *appsv1.Deployment {
 	podLabels["app"] = "api"
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: withWorkload(owner(), "api")},
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: withWorkload(objectOwner(), "api")},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](2),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{
@@ -87,7 +97,7 @@ func wantDeployment(mutate ...func(*appsv1.Deployment)) *appsv1.Deployment {
 func TestForCluster(t *testing.T) {
 	wantService := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: withWorkload(owner(), "api")},
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Labels: withWorkload(objectOwner(), "api")},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"convoy.dev/project-namespace": "team-a", "convoy.dev/project-name": "shop", "convoy.dev/workload": "api"},
 			Ports: []corev1.ServicePort{
@@ -99,7 +109,7 @@ func TestForCluster(t *testing.T) {
 	wantNamespace := func(name string) *corev1.Namespace {
 		return &corev1.Namespace{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: owner()},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectOwner()},
 		}
 	}
 	canary := cluster("seoul-1", map[string]string{"stage": "canary"})
@@ -266,5 +276,42 @@ func BenchmarkForCluster(b *testing.B) {
 		if _, err := ForCluster(p, c, Policies{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The owner's team and contacts are on every object convoy writes, never on pods: a team
+// change must not roll every workload.
+func TestOwnerOnEveryObject(t *testing.T) {
+	project := testProject(func(p *convoyv1.Project) {
+		p.Spec.Owner.Contacts = []string{"#payments-oncall", "payments@example.com"}
+		p.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "web"}
+	})
+	sc := cluster("seoul-1", nil)
+	sc.Status.Capabilities = newCluster
+	objs, err := ForCluster(project, sc, Policies{
+		GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{"web": shutdownPolicy(both(sleepFor(5), func(p *convoyv1.GracefulShutdownPolicySpec) {
+			p.ConnectionPool = &convoyv1.ConnectionTuning{IdleTimeout: &metav1.Duration{Duration: 50 * time.Second}}
+		}))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.DestinationRules) == 0 || len(objs.Services) == 0 {
+		t.Fatal("the test wants a Service and a DestinationRule")
+	}
+	for _, o := range objs.All() {
+		if got := o.GetLabels()["convoy.dev/team"]; got != "payments" {
+			t.Errorf("%T %s: team label %q", o, o.GetName(), got)
+		}
+		if got := o.GetAnnotations()["convoy.dev/contacts"]; got != "#payments-oncall, payments@example.com" {
+			t.Errorf("%T %s: contacts annotation %q", o, o.GetName(), got)
+		}
+	}
+	pod := objs.Deployments[0].Spec.Template
+	if _, ok := pod.Labels["convoy.dev/team"]; ok {
+		t.Errorf("pod template has the team label: %v", pod.Labels)
+	}
+	if _, ok := pod.Annotations["convoy.dev/contacts"]; ok {
+		t.Errorf("pod template has the contacts annotation: %v", pod.Annotations)
 	}
 }

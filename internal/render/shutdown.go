@@ -85,8 +85,8 @@ func preStopHandler(p convoyv1.PreStop, caps convoyv1.ClusterCapabilities) (*cor
 			args = append(args, "--settle", seconds(int64(d.SettleSeconds)))
 		}
 		args = append(args, "--timeout", seconds(int64(d.TimeoutSeconds)))
-		if d.IdleThresholdSeconds > 0 {
-			args = append(args, "--idle-after", seconds(int64(d.IdleThresholdSeconds)))
+		if d.IdleThresholdSeconds != nil { // admission defaults it; the helper has the same default
+			args = append(args, "--idle-after", seconds(int64(*d.IdleThresholdSeconds)))
 		}
 		return execHelper(args...), true
 	default:

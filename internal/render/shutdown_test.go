@@ -48,8 +48,8 @@ func drainConnections(p *convoyv1.GracefulShutdownPolicySpec) {
 	p.PreStop.DrainConnections = &convoyv1.DrainConnectionsPreStop{Ports: []int32{8080, 8443}, MinDelaySeconds: 5, TimeoutSeconds: 30, SettleSeconds: 2}
 }
 
-func waitForIdle(p *convoyv1.GracefulShutdownPolicySpec) {
-	p.PreStop.DrainConnections.IdleThresholdSeconds = 3
+func leaveOpenConnections(p *convoyv1.GracefulShutdownPolicySpec) {
+	p.PreStop.DrainConnections.IdleThresholdSeconds = ptr.To[int32](0)
 }
 
 func httpDrain(p *convoyv1.GracefulShutdownPolicySpec) {
@@ -157,10 +157,10 @@ func TestGracefulShutdownRendering(t *testing.T) {
 		{name: "drain connections, new cluster, native sidecar",
 			policy: shutdownPolicy(drainConnections), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45), pinned(true)}},
-		{name: "drain connections waiting for idle connections",
-			policy: shutdownPolicy(both(drainConnections, waitForIdle)), caps: newCluster,
+		{name: "drain connections leaving open connections to SIGTERM",
+			policy: shutdownPolicy(both(drainConnections, leaveOpenConnections)), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withGrace(45), pinned(true), withPreStop(
-				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s", "--idle-after", "3s"), true)}},
+				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s", "--idle-after", "0s"), true)}},
 		{name: "drain connections, new cluster, forced legacy sidecar: annotation pins it, drain covers budget + shutdown",
 			policy: shutdownPolicy(both(drainConnections, legacy)), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45),

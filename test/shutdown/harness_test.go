@@ -21,8 +21,8 @@ import (
 
 // Budget is the sample GracefulShutdownPolicy's (config/samples/gracefulshutdownpolicy.yaml).
 var Budget = struct {
-	MinDelay, Settle, PreStopTimeout, AppShutdown, Grace time.Duration
-}{5 * time.Second, 2 * time.Second, 30 * time.Second, 10 * time.Second, 45 * time.Second}
+	MinDelay, Settle, IdleThreshold, PreStopTimeout, AppShutdown, Grace time.Duration
+}{5 * time.Second, 2 * time.Second, 2 * time.Second, 30 * time.Second, 10 * time.Second, 45 * time.Second}
 
 // ProxyKind is how traffic reaches the backends.
 type ProxyKind string
@@ -46,6 +46,8 @@ type PreStop struct {
 	// DrainCall first calls the backend's drain endpoint (it then answers with
 	// Connection: close while it keeps listening), then waits like Wait.
 	DrainCall bool
+	// LeaveOpen waits with idleThresholdSeconds: 0, leaving open connections to SIGTERM.
+	LeaveOpen bool
 }
 
 // Setup is one cell of the table.
@@ -252,9 +254,14 @@ func Run(ctx context.Context, s Setup) (Result, error) {
 	}
 	defer stop()
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: !s.KeepAlive, MaxIdleConnsPerHost: 8,
-	}}
+	// Keep-alive clients are four, each holding one connection, as four client pods would:
+	// a proxy that balances connections pins some of them to the leaving backend.
+	var clients []*http.Client
+	for range 4 {
+		clients = append(clients, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DisableKeepAlives: !s.KeepAlive, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+		}})
+	}
 	var res Result
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -262,7 +269,8 @@ func Run(ctx context.Context, s Setup) (Result, error) {
 	go func() {
 		tick := time.NewTicker(time.Second / time.Duration(s.Rate))
 		defer tick.Stop()
-		for {
+		for i := 0; ; i++ {
+			client := clients[i%len(clients)]
 			select {
 			case <-loadCtx.Done():
 				return
@@ -325,8 +333,12 @@ func runPreStop(ctx context.Context, p PreStop, b *backend, log io.Writer) {
 			return
 		}
 		defer scanner.Close()
+		idle := Budget.IdleThreshold
+		if p.LeaveOpen {
+			idle = 0
+		}
 		drain.WaitForDrain(ctx, drain.WaitOptions{
-			Ports: []uint16{b.port()}, MinDelay: Budget.MinDelay, Settle: Budget.Settle, Timeout: Budget.PreStopTimeout,
+			Ports: []uint16{b.port()}, MinDelay: Budget.MinDelay, Settle: Budget.Settle, IdleAfter: idle, Timeout: Budget.PreStopTimeout,
 			Poll: 250 * time.Millisecond, ConnectionScanInterval: time.Second, Log: log,
 			// In a pod, the network namespace's accepted-connection counter counts the
 			// application's connections. The harness shares one namespace with its proxy and
