@@ -50,7 +50,7 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 	It("accepts HTTP drain paths that are valid URL paths, with a query and percent-encoding", func() {
 		for _, path := range []string{"/drain", "/", "/admin/drain?grace=5s&force=false", "/a%20b/~user/x.y-z_(1)", "/drain:now@v1"} {
 			Expect(k8sClient.Create(ctx, policy(func(s *convoyv1.GracefulShutdownPolicySpec) {
-				s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: path, Port: 8080, WaitSeconds: 5}}
+				s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: path, Port: 8080}, WaitSeconds: 5}}
 			}))).To(Succeed(), path)
 		}
 	})
@@ -72,7 +72,7 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 			s.TerminationGracePeriodSeconds = ptr.To[int64](30)
 		}, "spec.terminationGracePeriodSeconds", "terminationGracePeriodSeconds (30) must cover the PreStop budget (30s) + appShutdownSeconds (10s) + safetyMarginSeconds (5s) = 45s"),
 		Entry("an HTTP drain whose call and wait exceed the grace period", func(s *convoyv1.GracefulShutdownPolicySpec) {
-			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain", Port: 8080, TimeoutSeconds: 5, WaitSeconds: 20}}
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "/drain", Port: 8080, TimeoutSeconds: 5}, WaitSeconds: 20}}
 			s.TerminationGracePeriodSeconds = ptr.To[int64](35)
 		}, "spec.terminationGracePeriodSeconds", "PreStop budget (25s)"),
 		Entry("two PreStop actions", func(s *convoyv1.GracefulShutdownPolicySpec) {
@@ -88,14 +88,17 @@ var _ = Describe("GracefulShutdownPolicy admission", func() {
 		Entry("a port out of range", func(s *convoyv1.GracefulShutdownPolicySpec) { s.PreStop.DrainConnections.Ports = []int32{70000} },
 			"spec.preStop.drainConnections.ports[0]", "should be less than or equal to 65535"),
 		Entry("an HTTP drain path without a leading slash", func(s *convoyv1.GracefulShutdownPolicySpec) {
-			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "drain", Port: 8080, WaitSeconds: 5}}
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "drain", Port: 8080}, WaitSeconds: 5}}
 		}, "spec.preStop.httpGet.path", "path must be an absolute URL path"),
 		Entry("an HTTP drain path with a stray %", func(s *convoyv1.GracefulShutdownPolicySpec) {
-			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain%zz", Port: 8080, WaitSeconds: 5}}
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "/drain%zz", Port: 8080}, WaitSeconds: 5}}
 		}, "spec.preStop.httpGet.path", "a stray '%', a space or a tab is not valid"),
 		Entry("an HTTP drain path with a tab", func(s *convoyv1.GracefulShutdownPolicySpec) {
-			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain\tnow", Port: 8080, WaitSeconds: 5}}
+			s.PreStop = convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "/drain\tnow", Port: 8080}, WaitSeconds: 5}}
 		}, "spec.preStop.httpGet.path", "path must be an absolute URL path"),
+		Entry("a drain endpoint path with a space", func(s *convoyv1.GracefulShutdownPolicySpec) {
+			s.PreStop.DrainConnections.DrainEndpoint = &convoyv1.DrainEndpoint{Path: "/drain now", Port: 8080}
+		}, "spec.preStop.drainConnections.drainEndpoint.path", "path must be an absolute URL path"),
 		Entry("a settle period as long as the timeout", func(s *convoyv1.GracefulShutdownPolicySpec) {
 			s.PreStop.DrainConnections.SettleSeconds = 30
 		}, "spec.preStop.drainConnections", "settleSeconds must be less than timeoutSeconds"),

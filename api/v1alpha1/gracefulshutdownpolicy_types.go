@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -67,30 +69,49 @@ type DrainConnectionsPreStop struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=600
 	IdleThresholdSeconds *int32 `json:"idleThresholdSeconds,omitempty"`
+
+	// drainEndpoint, when set, is called first: an application that answers it by sending
+	// Connection: close on its responses while it keeps listening makes keep-alive clients
+	// reconnect, and routing decides again for each of them, so the wait sees them move
+	// (behind kube-proxy, keep-alive clients move on no other signal). The call is bounded
+	// by its timeout and counts against timeoutSeconds; a failed call is reported and the
+	// wait goes on.
+	// +optional
+	DrainEndpoint *DrainEndpoint `json:"drainEndpoint,omitempty"`
 }
 
-// HTTPGetPreStop calls the application's drain endpoint on 127.0.0.1, then waits.
-type HTTPGetPreStop struct {
-	// path of the drain endpoint, for example /drain: an absolute URL path with an optional
-	// query, characters outside RFC 3986's unreserved, sub-delimiters, ':', '@' and '/'
+// DrainEndpoint is the application's drain endpoint on 127.0.0.1.
+type DrainEndpoint struct {
+	// path of the endpoint, for example /drain: an absolute URL path with an optional query,
+	// characters outside RFC 3986's unreserved, sub-delimiters, ':', '@' and '/'
 	// percent-encoded.
 	// +required
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule=`self.matches(r"^/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$")`,message="path must be an absolute URL path ('/' first) of RFC 3986 characters, with any other character percent-encoded as %XX (a stray '%', a space or a tab is not valid)"
 	Path string `json:"path"`
 
-	// port of the drain endpoint.
+	// port of the endpoint.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port"`
 
-	// timeoutSeconds bounds the drain call.
+	// timeoutSeconds bounds the call.
 	// +optional
 	// +kubebuilder:default=5
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=600
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// URL is the endpoint's address from inside the pod.
+func (e DrainEndpoint) URL() string { return fmt.Sprintf("http://127.0.0.1:%d%s", e.Port, e.Path) }
+
+// HTTPGetPreStop calls the application's drain endpoint on 127.0.0.1, then waits a fixed
+// time. drainConnections with a drainEndpoint calls it too, and then waits for the traffic to
+// stop instead.
+type HTTPGetPreStop struct {
+	DrainEndpoint `json:",inline"`
 
 	// waitSeconds is waited after the call.
 	// +required

@@ -15,7 +15,7 @@ func TestShutdownBudget(t *testing.T) {
 	}{
 		{"sleep", GracefulShutdownPolicySpec{PreStop: PreStop{Sleep: &SleepPreStop{Seconds: 15}}, AppShutdownSeconds: 10, SafetyMarginSeconds: 5}, 15, 30},
 		{"drain connections", GracefulShutdownPolicySpec{PreStop: PreStop{DrainConnections: &DrainConnectionsPreStop{TimeoutSeconds: 30, MinDelaySeconds: 5}}, AppShutdownSeconds: 10, SafetyMarginSeconds: 5}, 30, 45},
-		{"http call and wait", GracefulShutdownPolicySpec{PreStop: PreStop{HTTPGet: &HTTPGetPreStop{TimeoutSeconds: 5, WaitSeconds: 20}}, AppShutdownSeconds: 3, SafetyMarginSeconds: 2}, 25, 30},
+		{"http call and wait", GracefulShutdownPolicySpec{PreStop: PreStop{HTTPGet: &HTTPGetPreStop{DrainEndpoint: DrainEndpoint{TimeoutSeconds: 5}, WaitSeconds: 20}}, AppShutdownSeconds: 3, SafetyMarginSeconds: 2}, 25, 30},
 		{"explicit grace wins", GracefulShutdownPolicySpec{PreStop: PreStop{Sleep: &SleepPreStop{Seconds: 5}}, AppShutdownSeconds: 10, SafetyMarginSeconds: 5, TerminationGracePeriodSeconds: ptr.To[int64](90)}, 5, 90},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,7 @@
 // Command convoy-drain is the PreStop helper convoy injects into pods.
 //
 //	convoy-drain install <dir>                        copy this binary into dir (init container)
-//	convoy-drain wait --ports 8080,8443 --min-delay 5s --timeout 30s
+//	convoy-drain wait --ports 8080,8443 --min-delay 5s --timeout 30s [--call http://127.0.0.1:8080/drain]
 //	convoy-drain http --url http://127.0.0.1:8080/drain --wait 10s
 //	convoy-drain sleep --duration 10s                 PreStop sleep for clusters without the native action
 //
@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		timeout := fs.Duration("timeout", 30*time.Second, "upper bound of the whole wait")
 		poll := fs.Duration("poll", 250*time.Millisecond, "interval between scans of listeners and connection counters")
 		connScan := fs.Duration("connection-scan-interval", time.Second, "interval between scans of the connections themselves")
+		call := fs.String("call", "", "drain endpoint of the application to call first, for example http://127.0.0.1:8080/drain")
+		callTimeout := fs.Duration("call-timeout", 5*time.Second, "timeout of the drain call")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -65,6 +67,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			scan = scanner.Scan
 		} else {
 			scan = func(bool) (drain.Snapshot, error) { return drain.Snapshot{}, err }
+		}
+		if *call != "" {
+			drain.Call(ctx, *call, *callTimeout, out)
 		}
 		drain.WaitForDrain(ctx, drain.WaitOptions{
 			Ports: list, MinDelay: *minDelay, Settle: *settle, IdleAfter: *idleAfter,

@@ -23,26 +23,30 @@ type HTTPOptions struct {
 // URL that cannot be used, is reported, not fatal: the wait still protects in-flight
 // requests, and skipping it would send SIGTERM at once.
 func CallAndWait(ctx context.Context, o HTTPOptions) error {
-	start := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
-	defer cancel()
-	var resp *http.Response
-	req, err := http.NewRequestWithContext(callCtx, http.MethodGet, o.URL, nil)
-	if err == nil {
-		resp, err = http.DefaultClient.Do(req)
-	}
-	switch {
-	case err != nil:
-		fmt.Fprintf(o.Log, "convoy-drain: drain call to %s failed: %v\n", o.URL, err)
-	default:
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		_ = resp.Body.Close()
-		fmt.Fprintf(o.Log, "convoy-drain: drain call to %s answered %s after %.1fs\n", o.URL, resp.Status, time.Since(start).Seconds())
-	}
+	Call(ctx, o.URL, o.RequestTimeout, o.Log)
 	fmt.Fprintf(o.Log, "convoy-drain: waiting %s\n", o.Wait)
 	select {
 	case <-time.After(o.Wait):
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// Call calls the application's drain endpoint once and reports the answer or the failure.
+func Call(ctx context.Context, url string, timeout time.Duration, log io.Writer) {
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var resp *http.Response
+	req, err := http.NewRequestWithContext(callCtx, http.MethodGet, url, nil)
+	if err == nil {
+		resp, err = http.DefaultClient.Do(req)
+	}
+	if err != nil {
+		fmt.Fprintf(log, "convoy-drain: drain call to %s failed: %v\n", url, err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	fmt.Fprintf(log, "convoy-drain: drain call to %s answered %s after %.1fs\n", url, resp.Status, time.Since(start).Seconds())
 }

@@ -85,13 +85,16 @@ func preStopHandler(p convoyv1.PreStop, caps convoyv1.ClusterCapabilities) (*cor
 			args = append(args, "--settle", seconds(int64(d.SettleSeconds)))
 		}
 		args = append(args, "--timeout", seconds(int64(d.TimeoutSeconds)))
+		if e := d.DrainEndpoint; e != nil {
+			args = append(args, "--call", e.URL(), "--call-timeout", seconds(int64(e.TimeoutSeconds)))
+		}
 		if d.IdleThresholdSeconds != nil { // admission defaults it; the helper has the same default
 			args = append(args, "--idle-after", seconds(int64(*d.IdleThresholdSeconds)))
 		}
 		return execHelper(args...), true
 	default:
 		h := p.HTTPGet
-		return execHelper("http", "--url", fmt.Sprintf("http://127.0.0.1:%d%s", h.Port, h.Path),
+		return execHelper("http", "--url", h.URL(),
 			"--request-timeout", seconds(int64(h.TimeoutSeconds)), "--wait", seconds(int64(h.WaitSeconds))), true
 	}
 }
@@ -122,6 +125,9 @@ func drainPortWarnings(p convoyv1.PreStop, pod *corev1.PodTemplateSpec, serviceP
 			if !served[port] {
 				missing = append(missing, fmt.Sprintf("preStop.drainConnections watches port %d, which the workload does not serve: the wait sees no traffic there", port))
 			}
+		}
+		if e := p.DrainConnections.DrainEndpoint; e != nil && !served[e.Port] {
+			missing = append(missing, fmt.Sprintf("preStop.drainConnections.drainEndpoint calls port %d, which the workload does not serve", e.Port))
 		}
 	case p.HTTPGet != nil:
 		if !served[p.HTTPGet.Port] {

@@ -53,7 +53,7 @@ func leaveOpenConnections(p *convoyv1.GracefulShutdownPolicySpec) {
 }
 
 func httpDrain(p *convoyv1.GracefulShutdownPolicySpec) {
-	p.PreStop.HTTPGet = &convoyv1.HTTPGetPreStop{Path: "/drain", Port: 8080, TimeoutSeconds: 5, WaitSeconds: 15}
+	p.PreStop.HTTPGet = &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "/drain", Port: 8080, TimeoutSeconds: 5}, WaitSeconds: 15}
 }
 
 func legacy(p *convoyv1.GracefulShutdownPolicySpec) { p.Sidecar.Mode = convoyv1.SidecarLegacy }
@@ -161,6 +161,13 @@ func TestGracefulShutdownRendering(t *testing.T) {
 			policy: shutdownPolicy(both(drainConnections, leaveOpenConnections)), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withGrace(45), pinned(true), withPreStop(
 				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s", "--idle-after", "0s"), true)}},
+		{name: "drain connections calling the app's drain endpoint first",
+			policy: shutdownPolicy(both(drainConnections, func(p *convoyv1.GracefulShutdownPolicySpec) {
+				p.PreStop.DrainConnections.DrainEndpoint = &convoyv1.DrainEndpoint{Path: "/drain?grace=1", Port: 8081, TimeoutSeconds: 3}
+			})), caps: newCluster,
+			want: []func(*appsv1.Deployment){withHelper, withGrace(45), pinned(true), withPreStop(
+				exec("wait", "--ports", "8080,8443", "--min-delay", "5s", "--settle", "2s", "--timeout", "30s",
+					"--call", "http://127.0.0.1:8081/drain?grace=1", "--call-timeout", "3s"), true)}},
 		{name: "drain connections, new cluster, forced legacy sidecar: annotation pins it, drain covers budget + shutdown",
 			policy: shutdownPolicy(both(drainConnections, legacy)), caps: newCluster,
 			want: []func(*appsv1.Deployment){withHelper, withPreStop(drainHook, true), withGrace(45),
@@ -280,9 +287,12 @@ func TestDrainPortWarnings(t *testing.T) {
 			[]string{"preStop.drainConnections watches port 8080, which the workload does not serve: the wait sees no traffic there"}},
 		{"one of two ports missing", wait(8080, 9090), pod(8080), nil,
 			[]string{"preStop.drainConnections watches port 9090, which the workload does not serve: the wait sees no traffic there"}},
-		{"drain endpoint on a port nobody serves", convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{Path: "/drain", Port: 8081}}, pod(8080), nil,
+		{"drain endpoint on a port nobody serves", convoyv1.PreStop{HTTPGet: &convoyv1.HTTPGetPreStop{DrainEndpoint: convoyv1.DrainEndpoint{Path: "/drain", Port: 8081}}}, pod(8080), nil,
 			[]string{"preStop.httpGet calls port 8081, which the workload does not serve"}},
 		{"sleep has no port", convoyv1.PreStop{Sleep: &convoyv1.SleepPreStop{Seconds: 5}}, pod(), nil, nil},
+		{"a drain endpoint on a port nobody serves", convoyv1.PreStop{DrainConnections: &convoyv1.DrainConnectionsPreStop{
+			Ports: []int32{8080}, TimeoutSeconds: 30, DrainEndpoint: &convoyv1.DrainEndpoint{Path: "/drain", Port: 9000}}}, pod(8080), nil,
+			[]string{"preStop.drainConnections.drainEndpoint calls port 9000, which the workload does not serve"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, drainPortWarnings(tc.preStop, tc.pod, tc.svc)); diff != "" {

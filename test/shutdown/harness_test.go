@@ -43,8 +43,9 @@ type PreStop struct {
 	Sleep time.Duration
 	// Wait runs convoy-drain's wait on the backend's port.
 	Wait bool
-	// DrainCall first calls the backend's drain endpoint (it then answers with
-	// Connection: close while it keeps listening), then waits like Wait.
+	// DrainCall is drainConnections with a drainEndpoint: it calls the backend's drain
+	// endpoint first (the backend then answers with Connection: close while it keeps
+	// listening), then waits like Wait.
 	DrainCall bool
 	// LeaveOpen waits with idleThresholdSeconds: 0, leaving open connections to SIGTERM.
 	LeaveOpen bool
@@ -321,9 +322,7 @@ func Run(ctx context.Context, s Setup) (Result, error) {
 func runPreStop(ctx context.Context, p PreStop, b *backend, log io.Writer) {
 	switch {
 	case p.DrainCall:
-		if err := get(http.DefaultClient, "http://"+b.addr()+"/drain"); err != nil {
-			fmt.Fprintf(log, "drain call failed: %v\n", err)
-		}
+		drain.Call(ctx, "http://"+b.addr()+"/drain", 5*time.Second, log)
 		fallthrough
 	case p.Wait:
 		scanner, err := drain.NewScanner([]uint16{b.port()})

@@ -21,7 +21,7 @@ func TestScaleInTable(t *testing.T) {
 		{Name: "sleep 10s", Sleep: 10 * time.Second},
 		{Name: "drainConnections", Wait: true},
 		{Name: "drainConnections, idleThreshold 0", Wait: true, LeaveOpen: true},
-		{Name: "httpGet /drain + wait", DrainCall: true},
+		{Name: "drainConnections with drainEndpoint", DrainCall: true},
 	}
 	lags := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
 	type cell struct {
