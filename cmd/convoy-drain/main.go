@@ -68,12 +68,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		} else {
 			scan = func(bool) (drain.Snapshot, error) { return drain.Snapshot{}, err }
 		}
+		// The drain call counts against the timeout: the PreStop budget is the whole hook.
+		deadline := time.Now().Add(*timeout)
 		if *call != "" {
-			drain.Call(ctx, *call, *callTimeout, out)
+			drain.Call(ctx, *call, min(*callTimeout, *timeout), out)
 		}
 		drain.WaitForDrain(ctx, drain.WaitOptions{
 			Ports: list, MinDelay: *minDelay, Settle: *settle, IdleAfter: *idleAfter,
-			Timeout: *timeout, Poll: *poll, ConnectionScanInterval: *connScan, Scan: scan, Log: out,
+			Timeout: time.Until(deadline), Poll: *poll, ConnectionScanInterval: *connScan, Scan: scan, Log: out,
 		})
 		return nil
 	case "http":

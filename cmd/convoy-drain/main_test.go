@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePorts(t *testing.T) {
@@ -61,5 +64,27 @@ func TestInstallCopiesTheRunningBinary(t *testing.T) {
 func TestUnknownCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"dance"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("want error")
+	}
+}
+
+// The drain call counts against the PreStop budget: a call that hangs cannot push SIGTERM
+// past the timeout.
+func TestWaitBudgetIncludesTheDrainCall(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	defer srv.Close()
+	defer close(hang) // first: Close waits for the handler
+	var out bytes.Buffer
+	start := time.Now()
+	err := run(context.Background(), []string{"wait", "--ports", "1", "--min-delay", "0s", "--settle", "100ms",
+		"--timeout", "1s", "--call", srv.URL + "/drain", "--call-timeout", "5s"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("the hook took %s with a 1s timeout\n%s", took, out.String())
+	}
+	if !strings.Contains(out.String(), "drain call to "+srv.URL+"/drain failed") {
+		t.Errorf("the failed call is not reported:\n%s", out.String())
 	}
 }
