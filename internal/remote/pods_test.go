@@ -111,3 +111,29 @@ func TestPodForStatusKeepsProblems(t *testing.T) {
 		t.Errorf("problem of the cached pod: %q (message %d bytes)", reason, len(msg))
 	}
 }
+
+// Istio injects native sidecars only when every node's kubelet is new enough, so the oldest
+// one decides; a version that cannot be read makes the answer unknown.
+func TestOldestKubelet(t *testing.T) {
+	node := func(v string) corev1.Node {
+		return corev1.Node{Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{KubeletVersion: v}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		nodes  []corev1.Node
+		want   string
+		wantOK bool
+	}{
+		{"mixed pools, vendor suffixes", []corev1.Node{node("v1.34.2"), node("v1.32.9-eks-1234"), node("v1.33.0+k3s1")}, "1.32.9", true},
+		{"one node", []corev1.Node{node("v1.36.3")}, "1.36.3", true},
+		{"no nodes", nil, "", false},
+		{"a fake kubelet (kwok's default)", []corev1.Node{node("v1.36.3"), node("kwok-0.8.0")}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := oldestKubelet(tc.nodes)
+			if ok != tc.wantOK || (ok && got.String() != tc.want) {
+				t.Errorf("oldestKubelet = %v, %v; want %q, %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
