@@ -14,10 +14,10 @@ import (
 )
 
 func TestEligibleZones(t *testing.T) {
-	node := func(name, zone, pool string) metav1.PartialObjectMetadata {
-		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{convoyv1.ZoneLabel: zone, "pool": pool}}}
+	node := func(name, zone, pool string) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{convoyv1.ZoneLabel: zone, "pool": pool}}}
 	}
-	nodes := remote.NodeZonesOf([]metav1.PartialObjectMetadata{
+	nodes := remote.NodeZonesOf([]corev1.Node{
 		node("n1", "a", "spot"), node("n2", "b", "spot"), node("n3", "c", "on-demand"), node("n4", "c", "on-demand"),
 	})
 	pinned := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{

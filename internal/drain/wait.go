@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -227,5 +226,5 @@ func remaining(a Activity) string {
 	if a.Open == 0 {
 		return "no connection left"
 	}
-	return strings.TrimSpace(fmt.Sprintf("%d connection(s) left for the application's SIGTERM handling to close", a.Open))
+	return fmt.Sprintf("%d connection(s) left for the application's SIGTERM handling to close", a.Open)
 }

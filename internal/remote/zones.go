@@ -70,7 +70,7 @@ func canReadPlacement(ctx context.Context, reader client.Reader, cluster string,
 // NodeZones knows the zone and labels of every node, from a slim cache of every node in the
 // cluster.
 type NodeZones struct {
-	nodes  []metav1.PartialObjectMetadata
+	nodes  []corev1.Node
 	zoneOf map[string]string
 }
 
@@ -83,15 +83,11 @@ func (c *Connection) NodeZones(ctx context.Context) (*NodeZones, error) {
 	if err := c.cluster.GetCache().List(ctx, &nodes); err != nil {
 		return nil, fmt.Errorf("listing nodes in %s: %w", c.Name, err)
 	}
-	meta := make([]metav1.PartialObjectMetadata, len(nodes.Items))
-	for i, n := range nodes.Items {
-		meta[i].ObjectMeta = n.ObjectMeta
-	}
-	return NodeZonesOf(meta), nil
+	return NodeZonesOf(nodes.Items), nil
 }
 
-// NodeZonesOf indexes node metadata by zone.
-func NodeZonesOf(nodes []metav1.PartialObjectMetadata) *NodeZones {
+// NodeZonesOf indexes nodes by zone.
+func NodeZonesOf(nodes []corev1.Node) *NodeZones {
 	nz := &NodeZones{nodes: nodes, zoneOf: make(map[string]string, len(nodes))}
 	for _, n := range nodes {
 		nz.zoneOf[n.Name] = n.Labels[convoyv1.ZoneLabel]
