@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -88,17 +90,72 @@ var _ = Describe("Admission validation", func() {
 			"spec.namespace", "should match"),
 		Entry("with an override that changes nothing", func(p *convoyv1.Project) {
 			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a")}}
-		}, "spec.overrides[0]", "an override must set replicas or images"),
+		}, "spec.overrides[0]", "an override must change something"),
 		Entry("with an override for an unknown workload", func(p *convoyv1.Project) {
 			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a"), Workloads: []string{"nope"}, Replicas: ptr.To[int32](1)}}
 		}, "spec", "overrides[].workloads must name workloads of this Project"),
 		Entry("with an override selecting no cluster", func(p *convoyv1.Project) {
 			p.Spec.Overrides = []convoyv1.ClusterOverride{{Replicas: ptr.To[int32](1)}}
 		}, "spec.overrides[0].clusters", "set clusterSelector, clusterNames or both"),
+		Entry("with replicas and autoscaling", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Autoscaling = &convoyv1.WorkloadAutoscaling{MaxReplicas: 4}
+		}, "spec.workloads[0]", "set replicas or autoscaling, not both"),
+		Entry("with minReplicas above maxReplicas", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Replicas = nil
+			p.Spec.Workloads[0].Autoscaling = &convoyv1.WorkloadAutoscaling{MinReplicas: ptr.To[int32](5), MaxReplicas: 4}
+		}, "spec.workloads[0].autoscaling", "minReplicas must not exceed maxReplicas"),
+		Entry("with a replicas override of an autoscaled workload", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Replicas = nil
+			p.Spec.Workloads[0].Autoscaling = &convoyv1.WorkloadAutoscaling{MaxReplicas: 4}
+			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a"), Replicas: ptr.To[int32](2)}}
+		}, "spec", "overrides[].replicas must not apply to a workload with autoscaling"),
+		Entry("with a disruption budget setting both limits", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].DisruptionBudget = &convoyv1.DisruptionBudget{MinAvailable: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromString("10%"))}
+		}, "spec.workloads[0].disruptionBudget", "set exactly one of minAvailable and maxUnavailable"),
+		Entry("with a disruption budget of 120%", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].DisruptionBudget = &convoyv1.DisruptionBudget{MaxUnavailable: ptr.To(intstr.FromString("120%"))}
+		}, "spec.workloads[0].disruptionBudget.maxUnavailable", "should match"),
+		Entry("with a serviceAccount and a serviceAccountName", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].ServiceAccount = &convoyv1.WorkloadServiceAccount{}
+			p.Spec.Workloads[0].Template.Spec.ServiceAccountName = "mine"
+		}, "spec.workloads[0]", "remove template.spec.serviceAccountName"),
+		Entry("with a ConfigMap key that is not a file name", func(p *convoyv1.Project) {
+			p.Spec.ConfigMaps = []convoyv1.ProjectConfigMap{{Name: "settings", Data: map[string]string{"a/b": "x"}}}
+		}, "spec.configMaps[0].data", "data keys must consist of"),
+		Entry("with an override of an unknown ConfigMap key", func(p *convoyv1.Project) {
+			p.Spec.ConfigMaps = []convoyv1.ProjectConfigMap{{Name: "settings", Data: map[string]string{"endpoint": "x"}}}
+			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a"),
+				ConfigMaps: []convoyv1.ConfigMapOverride{{Name: "settings", Data: map[string]string{"endpiont": "y"}}}}}
+		}, "spec", "overrides[].configMaps must name ConfigMaps of spec.configMaps and keys they have"),
+		Entry("with an override of an unknown ConfigMap", func(p *convoyv1.Project) {
+			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a"),
+				ConfigMaps: []convoyv1.ConfigMapOverride{{Name: "settings", Data: map[string]string{"endpoint": "y"}}}}}
+		}, "spec", "overrides[].configMaps must name ConfigMaps of spec.configMaps"),
+		Entry("with an override that sets an ownership label", func(p *convoyv1.Project) {
+			p.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-a"), Labels: map[string]string{convoyv1.ProjectNameLabel: "other"}}}
+		}, "spec.overrides[0]", "labels must not set convoy.dev/ labels"),
+		Entry("with a Secret name that is not a DNS subdomain", func(p *convoyv1.Project) {
+			p.Spec.Secrets = []convoyv1.ProjectSecret{{Name: "Db_Password"}}
+		}, "spec.secrets[0].name", "should match"),
 		Entry("with a name longer than a label value", func(p *convoyv1.Project) {
 			p.Name = "a-very-long-project-name-that-cannot-be-a-label-value-in-service-clusters"
 		}, "metadata.name", "must be a DNS label"),
 	)
+
+	It("refuses a Secret reference into another namespace", func() {
+		// A reference has no namespace: with kubectl's default strict field validation the
+		// field is an error, not silently dropped.
+		p := validProject()
+		u := &unstructured.Unstructured{}
+		raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
+		Expect(err).NotTo(HaveOccurred())
+		u.Object = raw
+		u.SetGroupVersionKind(convoyv1.GroupVersion.WithKind("Project"))
+		Expect(unstructured.SetNestedSlice(u.Object, []any{map[string]any{"name": "db", "namespace": "kube-system"}}, "spec", "secrets")).To(Succeed())
+		err = k8sClient.Create(ctx, u, client.FieldValidation("Strict"))
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring(`unknown field "spec.secrets[0].namespace"`))
+	})
 
 	It("keeps spec.namespace immutable", func() {
 		p := validProject()

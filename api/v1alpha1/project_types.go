@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -75,8 +76,11 @@ type PolicyReference struct {
 	Name string `json:"name"`
 }
 
-// Workload is one Deployment (and optionally one Service) that convoy runs in every
-// targeted cluster.
+// Workload is one Deployment (and optionally its Service, ServiceAccount,
+// HorizontalPodAutoscaler and PodDisruptionBudget) that convoy runs in every targeted cluster.
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.autoscaling)",message="set replicas or autoscaling, not both: with autoscaling the HorizontalPodAutoscaler owns the replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || !has(self.template.spec) || !has(self.template.spec.serviceAccountName)",message="serviceAccount creates the pods' ServiceAccount; remove template.spec.serviceAccountName"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || self.name != 'default'",message="a workload named default cannot have a serviceAccount: every namespace has a ServiceAccount named default"
 type Workload struct {
 	// name of the Deployment and Service in each service cluster.
 	// +required
@@ -85,9 +89,10 @@ type Workload struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// replicas of the Deployment. Leave it unset when a HorizontalPodAutoscaler in the service
-	// cluster manages the Deployment's scale: convoy then never writes spec.replicas, so it does
-	// not fight the autoscaler (the API server starts the Deployment at 1 replica).
+	// replicas of the Deployment. Leave it unset when something else manages the
+	// Deployment's scale (set autoscaling for convoy's own HorizontalPodAutoscaler): convoy
+	// then never writes spec.replicas, so it does not fight the autoscaler (the API server
+	// starts a new Deployment at 1 replica; an existing one keeps its replicas).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10000
@@ -112,6 +117,115 @@ type Workload struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
 	Ports []ServicePort `json:"ports,omitempty"`
+
+	// serviceAccount makes convoy create a ServiceAccount named after the workload in each
+	// cluster and run the pods under it. Its annotations (cloud workload identity, e.g.
+	// eks.amazonaws.com/role-arn) can differ per cluster through overrides.
+	// +optional
+	ServiceAccount *WorkloadServiceAccount `json:"serviceAccount,omitempty"`
+
+	// autoscaling makes convoy create a HorizontalPodAutoscaler for the workload in each
+	// cluster. The autoscaler then owns the Deployment's replicas: convoy never writes them.
+	// +optional
+	Autoscaling *WorkloadAutoscaling `json:"autoscaling,omitempty"`
+
+	// disruptionBudget makes convoy create a PodDisruptionBudget for the workload in each
+	// cluster, so node drains and spot replacements evict its pods a few at a time.
+	// +optional
+	DisruptionBudget *DisruptionBudget `json:"disruptionBudget,omitempty"`
+
+	// rolloutOnConfigChange rolls the workload when the content of a ConfigMap or Secret of
+	// the Project that its pod template uses (volumes, env, envFrom) changes: convoy puts a
+	// hash of that content on the pod template (annotation convoy.dev/config-hash). Set it to
+	// false when the application reloads its configuration by itself.
+	// +optional
+	// +kubebuilder:default=true
+	RolloutOnConfigChange *bool `json:"rolloutOnConfigChange,omitempty"`
+}
+
+// WorkloadServiceAccount is the ServiceAccount convoy creates for a workload.
+type WorkloadServiceAccount struct {
+	// annotations of the ServiceAccount.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// WorkloadAutoscaling is the HorizontalPodAutoscaler (autoscaling/v2) of a workload.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type WorkloadAutoscaling struct {
+	// minReplicas is the lower limit for the number of replicas.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the upper limit for the number of replicas.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// metrics the autoscaler scales on, as in autoscaling/v2. Kubernetes uses 80% average
+	// CPU utilization when empty.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Metrics []autoscalingv2.MetricSpec `json:"metrics,omitempty"`
+
+	// behavior configures scaling up and down, as in autoscaling/v2.
+	// +optional
+	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+}
+
+// DisruptionBudget is the PodDisruptionBudget of a workload: set exactly one of
+// minAvailable and maxUnavailable.
+// +kubebuilder:validation:XValidation:rule="has(self.minAvailable) != has(self.maxUnavailable)",message="set exactly one of minAvailable and maxUnavailable"
+type DisruptionBudget struct {
+	// minAvailable pods (a number or a percentage) that an eviction must leave.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
+	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+
+	// maxUnavailable pods (a number or a percentage) that evictions may take down at once.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// ProjectConfigMap is a ConfigMap convoy writes into the project namespace of every targeted
+// cluster.
+type ProjectConfigMap struct {
+	// name of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// data of the ConfigMap. Keys are file names: letters, digits, '-', '_' and '.'.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=128
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 253 && k.matches('^[-._a-zA-Z0-9]+$') && k != '.' && k != '..')",message="data keys must consist of letters, digits, '-', '_' or '.' (at most 253, not '.' or '..')"
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// ProjectSecret names a Secret in the Project's own namespace of the manager cluster that
+// convoy copies into the project namespace of every targeted cluster. Secrets of other
+// namespaces cannot be referenced: a Project may only deliver what its authors can already
+// read where the Project lives.
+type ProjectSecret struct {
+	// name of the Secret, in the manager cluster and in each service cluster.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // ImageOverride replaces the image of one container.
@@ -129,9 +243,84 @@ type ImageOverride struct {
 	Image string `json:"image"`
 }
 
-// ClusterOverride changes workloads in some of the targeted clusters. Overrides apply in
-// order; a later override wins over an earlier one.
-// +kubebuilder:validation:XValidation:rule="has(self.replicas) || (has(self.images) && size(self.images) > 0)",message="an override must set replicas or images"
+// ContainerOverride changes one container of the selected workloads.
+type ContainerOverride struct {
+	// name of the container in the workload's pod template (init containers included). Each
+	// selected workload must have it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// env sets environment variables: a variable of the same name is replaced, a new one is
+	// appended.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// removeEnv removes environment variables by name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=256
+	RemoveEnv []string `json:"removeEnv,omitempty"`
+
+	// resources replace the container's requests and limits.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// command replaces the container's command.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Command []string `json:"command,omitempty"`
+
+	// args replace the container's arguments.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	Args []string `json:"args,omitempty"`
+}
+
+// ConfigMapOverride replaces values of a Project ConfigMap in some clusters, for example an
+// endpoint per region.
+type ConfigMapOverride struct {
+	// name of a ConfigMap in spec.configMaps.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// data replaces the values of these keys; each key must exist in the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=32
+	Data map[string]string `json:"data"`
+}
+
+// AutoscalingOverride replaces the replica limits of autoscaled workloads.
+// +kubebuilder:validation:XValidation:rule="has(self.minReplicas) || has(self.maxReplicas)",message="set minReplicas, maxReplicas or both"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type AutoscalingOverride struct {
+	// minReplicas replaces the autoscaler's lower limit.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas replaces the autoscaler's upper limit.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+}
+
+// ClusterOverride changes workloads and config in some of the targeted clusters. Overrides
+// apply in order; a later override wins over an earlier one.
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) || has(self.images) || has(self.containers) || has(self.labels) || has(self.annotations) || has(self.serviceAccountAnnotations) || has(self.autoscaling) || has(self.configMaps)",message="an override must change something: replicas, images, containers, labels, annotations, serviceAccountAnnotations, autoscaling or configMaps"
+// +kubebuilder:validation:XValidation:rule="!has(self.labels) || self.labels.all(k, !k.startsWith('convoy.dev/') && k != 'app.kubernetes.io/managed-by')",message="labels must not set convoy.dev/ labels or app.kubernetes.io/managed-by: convoy decides ownership with them"
 type ClusterOverride struct {
 	// clusters this override applies to.
 	// +required
@@ -150,16 +339,54 @@ type ClusterOverride struct {
 	// +kubebuilder:validation:Maximum=10000
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// images replace container images in these clusters.
+	// images replace container images in these clusters. Each selected workload must have
+	// the container.
 	// +optional
 	// +listType=map
 	// +listMapKey=container
 	// +kubebuilder:validation:MaxItems=32
 	Images []ImageOverride `json:"images,omitempty"`
+
+	// containers change env, resources, command and args of containers in these clusters.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Containers []ContainerOverride `json:"containers,omitempty"`
+
+	// labels are added to the workloads (Deployment and pods) in these clusters.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to the workloads (Deployment and pods) in these clusters.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// serviceAccountAnnotations are added to the ServiceAccounts of the workloads (which must
+	// set serviceAccount) in these clusters, for example a cloud role per region.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	ServiceAccountAnnotations map[string]string `json:"serviceAccountAnnotations,omitempty"`
+
+	// autoscaling replaces the replica limits of the workloads (which must set autoscaling)
+	// in these clusters.
+	// +optional
+	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+
+	// configMaps replace values of the Project's ConfigMaps in these clusters.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	ConfigMaps []ConfigMapOverride `json:"configMaps,omitempty"`
 }
 
 // ProjectSpec is a team's service: who owns it, what runs, and where.
-// +kubebuilder:validation:XValidation:rule="!has(self.overrides) || !has(self.workloads) || self.overrides.all(o, !has(o.workloads) || o.workloads.all(w, self.workloads.exists(x, x.name == w)))",message="overrides[].workloads must name workloads of this Project"
+// +kubebuilder:validation:XValidation:rule="!has(self.overrides) || self.overrides.all(o, !has(o.workloads) || o.workloads.all(w, has(self.workloads) && self.workloads.exists(x, x.name == w)))",message="overrides[].workloads must name workloads of this Project"
+// +kubebuilder:validation:XValidation:rule="!has(self.overrides) || self.overrides.all(o, !has(o.configMaps) || o.configMaps.all(c, has(self.configMaps) && self.configMaps.exists(m, m.name == c.name && c.data.all(k, has(m.data) && k in m.data))))",message="overrides[].configMaps must name ConfigMaps of spec.configMaps and keys they have"
+// +kubebuilder:validation:XValidation:rule="!has(self.overrides) || !has(self.workloads) || self.overrides.all(o, !has(o.replicas) || self.workloads.all(w, !has(w.autoscaling) || (has(o.workloads) && !(w.name in o.workloads))))",message="overrides[].replicas must not apply to a workload with autoscaling: its HorizontalPodAutoscaler owns the replicas (override autoscaling instead)"
 // +kubebuilder:validation:XValidation:rule="has(self.__namespace__) == has(oldSelf.__namespace__)",message="namespace cannot be added or removed after creation"
 type ProjectSpec struct {
 	// owner of the service.
@@ -197,7 +424,22 @@ type ProjectSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	Workloads []Workload `json:"workloads,omitempty"`
 
-	// overrides change replicas or images in some clusters.
+	// configMaps are written into the project namespace of every targeted cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	ConfigMaps []ProjectConfigMap `json:"configMaps,omitempty"`
+
+	// secrets are copied from the Project's namespace in the manager cluster into the
+	// project namespace of every targeted cluster; a change to one reaches every cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Secrets []ProjectSecret `json:"secrets,omitempty"`
+
+	// overrides change workloads and config in some clusters.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
