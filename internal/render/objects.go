@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -18,9 +20,14 @@ import (
 
 // ClusterObjects is everything convoy wants in one service cluster for one Project.
 type ClusterObjects struct {
-	Namespace   *corev1.Namespace
-	Deployments []*appsv1.Deployment
-	Services    []*corev1.Service
+	Namespace         *corev1.Namespace
+	ServiceAccounts   []*corev1.ServiceAccount
+	ConfigMaps        []*corev1.ConfigMap
+	Secrets           []*corev1.Secret
+	Deployments       []*appsv1.Deployment
+	Services          []*corev1.Service
+	Autoscalers       []*autoscalingv2.HorizontalPodAutoscaler
+	DisruptionBudgets []*policyv1.PodDisruptionBudget
 	// DestinationRules carry Istio settings; rendered only for clusters that serve them.
 	DestinationRules []*unstructured.Unstructured
 	// Warnings name settings that have no effect in this cluster.
@@ -39,19 +46,27 @@ type Policies struct {
 	// Regions of every cluster the Project targets: the default locality failover is a
 	// ring over them.
 	Regions []string
+	// Secrets the Project references (spec.secrets), read from its namespace in the manager.
+	Secrets map[string]*corev1.Secret
 }
 
-// All returns the objects in apply order: the namespace first, then workloads.
+// All returns the objects in apply order: the namespace first, then what pods need to start
+// (ServiceAccounts, ConfigMaps, Secrets), then the workloads and what refers to them.
 func (o *ClusterObjects) All() []client.Object {
 	all := []client.Object{o.Namespace}
-	for _, d := range o.Deployments {
-		all = append(all, d)
-	}
-	for _, s := range o.Services {
-		all = append(all, s)
-	}
-	for _, dr := range o.DestinationRules {
-		all = append(all, dr)
+	all = appendObjects(all, o.ServiceAccounts)
+	all = appendObjects(all, o.ConfigMaps)
+	all = appendObjects(all, o.Secrets)
+	all = appendObjects(all, o.Deployments)
+	all = appendObjects(all, o.Services)
+	all = appendObjects(all, o.Autoscalers)
+	all = appendObjects(all, o.DisruptionBudgets)
+	return appendObjects(all, o.DestinationRules)
+}
+
+func appendObjects[T client.Object](all []client.Object, objs []T) []client.Object {
+	for _, obj := range objs {
+		all = append(all, obj)
 	}
 	return all
 }
@@ -113,6 +128,10 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 	if err != nil {
 		return nil, err
 	}
+	out.ConfigMaps = configMaps(project, ns, overrides)
+	if out.Secrets, err = secrets(project, ns, policies.Secrets); err != nil {
+		return nil, err
+	}
 	applied := map[string]convoyv1.AppliedPolicy{}
 	record := func(kind string, obj metav1.Object) {
 		applied[kind+"/"+obj.GetName()] = convoyv1.AppliedPolicy{Kind: kind, Name: obj.GetName(), Generation: obj.GetGeneration()}
@@ -122,6 +141,22 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 		d := deployment(project, ns, w)
 		for _, o := range overrides {
 			applyOverride(d, w.Name, o)
+		}
+		if w.RolloutOnConfigChange == nil || *w.RolloutOnConfigChange {
+			if hash := configHash(&d.Spec.Template.Spec, out.ConfigMaps, out.Secrets, policies.Secrets); hash != "" {
+				d.Spec.Template.Annotations = merged(d.Spec.Template.Annotations, map[string]string{ConfigHashAnnotation: hash})
+			}
+		}
+		if w.ServiceAccount != nil {
+			out.ServiceAccounts = append(out.ServiceAccounts, serviceAccount(project, ns, w, overrides))
+			d.Spec.Template.Spec.ServiceAccountName = w.Name
+		}
+		if w.Autoscaling != nil {
+			d.Spec.Replicas = nil // the autoscaler's; admission refuses replicas here anyway
+			out.Autoscalers = append(out.Autoscalers, autoscaler(project, ns, w, overrides))
+		}
+		if w.DisruptionBudget != nil {
+			out.DisruptionBudgets = append(out.DisruptionBudgets, disruptionBudget(project, ns, w))
 		}
 		var svc *corev1.Service
 		if len(w.Ports) > 0 {
@@ -199,21 +234,6 @@ func ShutdownPolicyRef(project *convoyv1.Project, w *convoyv1.Workload) *convoyv
 	return project.Spec.GracefulShutdownPolicy
 }
 
-func overridesFor(project *convoyv1.Project, cluster *convoyv1.ServiceCluster) ([]*convoyv1.ClusterOverride, error) {
-	var matched []*convoyv1.ClusterOverride
-	for i := range project.Spec.Overrides {
-		o := &project.Spec.Overrides[i]
-		ok, err := Matches(o.Clusters, cluster)
-		if err != nil {
-			return nil, fmt.Errorf("spec.overrides[%d].clusters: %w", i, err)
-		}
-		if ok {
-			matched = append(matched, o)
-		}
-	}
-	return matched, nil
-}
-
 func deployment(project *convoyv1.Project, ns string, w *convoyv1.Workload) *appsv1.Deployment {
 	template := *w.Template.DeepCopy()
 	podLabels := maps.Clone(template.Labels)
@@ -223,41 +243,14 @@ func deployment(project *convoyv1.Project, ns string, w *convoyv1.Workload) *app
 	maps.Copy(podLabels, workloadLabels(project, w.Name))
 	template.Labels = podLabels
 	return &appsv1.Deployment{
-		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        w.Name,
-			Namespace:   ns,
-			Labels:      objectLabels(project, w.Name),
-			Annotations: objectAnnotations(project),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: workloadMeta(project, ns, w.Name),
 		Spec: appsv1.DeploymentSpec{
 			// nil replicas leaves spec.replicas to others (an HPA); see Workload.Replicas.
 			Replicas: w.Replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(project, w.Name)},
 			Template: template,
 		},
-	}
-}
-
-func applyOverride(d *appsv1.Deployment, workload string, o *convoyv1.ClusterOverride) {
-	if len(o.Workloads) > 0 && !slices.Contains(o.Workloads, workload) {
-		return
-	}
-	if o.Replicas != nil {
-		r := *o.Replicas
-		d.Spec.Replicas = &r
-	}
-	for _, img := range o.Images {
-		setImage(d.Spec.Template.Spec.InitContainers, img)
-		setImage(d.Spec.Template.Spec.Containers, img)
-	}
-}
-
-func setImage(containers []corev1.Container, img convoyv1.ImageOverride) {
-	for i := range containers {
-		if containers[i].Name == img.Container {
-			containers[i].Image = img.Image
-		}
 	}
 }
 
@@ -275,13 +268,8 @@ func service(project *convoyv1.Project, ns string, w *convoyv1.Workload) *corev1
 		ports = append(ports, corev1.ServicePort{Name: p.Name, Port: p.Port, TargetPort: target, Protocol: protocol})
 	}
 	return &corev1.Service{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        w.Name,
-			Namespace:   ns,
-			Labels:      objectLabels(project, w.Name),
-			Annotations: objectAnnotations(project),
-		},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: workloadMeta(project, ns, w.Name),
 		Spec: corev1.ServiceSpec{
 			Selector: SelectorLabels(project, w.Name),
 			Ports:    ports,
