@@ -26,7 +26,6 @@ func sourceSecret(name, uid, value string) *corev1.Secret {
 		Data: map[string][]byte{"password": []byte(value)}}
 }
 
-
 // configProject has a ConfigMap used through envFrom, a Secret used through a volume, and a
 // second workload that uses neither.
 func configProject(mutate ...func(*convoyv1.Project)) *convoyv1.Project {
