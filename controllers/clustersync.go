@@ -64,10 +64,8 @@ func (s *clusterSync) Sync(ctx context.Context, p engine.Pair) (time.Duration, e
 		case res.waitsForPerson:
 			after = wait.Jitter(s.namespaceRecheck, 0.1)
 		}
-	case len(pi.missing) > 0 || pi.placementErr != nil:
-		// The Project is Stalled and says why. Nothing is pushed half-way: a workload
-		// without its policy would drop requests.
-		return 0, nil
+	case pi.blocked():
+		return 0, nil // the Project is Stalled and says why
 	default:
 		res.status, syncErr = s.sync(ctx, pi, sc)
 	}

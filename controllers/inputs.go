@@ -19,6 +19,8 @@ type inputs struct {
 	client.Client
 	// DrainHelperImage is the convoy-drain image injected for PreStop hooks that need it.
 	DrainHelperImage string
+	// secrets holds the contents of the Secrets Projects deliver.
+	secrets *secretContents
 }
 
 // projectInputs is a Project with the clusters and policies it is rendered from.
@@ -26,8 +28,11 @@ type projectInputs struct {
 	project  *convoyv1.Project
 	clusters []convoyv1.ServiceCluster
 	policies render.Policies
-	// missing says which referenced policies do not exist, naming the referencing field.
-	missing   []string
+	// missing and missingSecrets say which referenced policies and Secrets do not exist,
+	// naming the referencing field.
+	missing, missingSecrets []string
+	// invalid says what is wrong with the spec beyond what admission checks, naming the field.
+	invalid   []string
 	placement render.Placement
 	// placementErr is an invalid placement; API validation makes it unreachable in practice.
 	placementErr error
@@ -53,6 +58,10 @@ func (in inputs) gather(ctx context.Context, key client.ObjectKey) (*projectInpu
 	if pi.policies, pi.missing, err = in.gatherPolicies(ctx, project); err != nil {
 		return nil, err
 	}
+	if pi.policies.Secrets, pi.missingSecrets, err = in.gatherSecrets(ctx, project); err != nil {
+		return nil, err
+	}
+	pi.invalid = render.ValidateOverrides(project)
 	pi.placement, pi.placementErr = render.Place(project, clusters.Items)
 	for _, sc := range pi.placement.Targeted {
 		pi.policies.Regions = append(pi.policies.Regions, sc.Spec.Region)
@@ -67,6 +76,13 @@ func (pi *projectInputs) targets(cluster string) bool {
 
 func (pi *projectInputs) deleting() bool { return !pi.project.DeletionTimestamp.IsZero() }
 
+// blocked reports whether the Project cannot be rendered as a whole. Nothing is pushed then,
+// not even to clusters it could be rendered for: a workload without its policy or Secret,
+// or with only some of its overrides, would misbehave.
+func (pi *projectInputs) blocked() bool {
+	return len(pi.missing) > 0 || len(pi.missingSecrets) > 0 || len(pi.invalid) > 0 || pi.placementErr != nil
+}
+
 // pairInputsHash summarises what a (Project, cluster) pair's sync depends on, as seen from
 // the manager. The Project dispatcher queues a pair when this changes; remote changes reach
 // the pair through the cluster's own events.
@@ -76,6 +92,11 @@ func (pi *projectInputs) pairInputsHash(sc *convoyv1.ServiceCluster) uint64 {
 		sc.Generation, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions)
 	for _, p := range pi.policies.AppliedPolicies() {
 		fmt.Fprintf(h, "%s/%s/%d|", p.Kind, p.Name, p.Generation)
+	}
+	for _, ref := range pi.project.Spec.Secrets {
+		if s := pi.policies.Secrets[ref.Name]; s != nil {
+			fmt.Fprintf(h, "%s/%s/%s|", s.Name, s.UID, s.ResourceVersion)
+		}
 	}
 	return h.Sum64()
 }

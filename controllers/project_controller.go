@@ -59,9 +59,17 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return r.reconcileDelete(ctx, pi)
 	}
 	project.Status.ObservedGeneration = project.Generation
+	if len(pi.invalid) > 0 {
+		markStalled(&project.Status.Conditions, project.Generation, convoyv1.ReasonInvalidSpec, strings.Join(pi.invalid, "; "))
+		return ctrl.Result{}, nil
+	}
 	if len(pi.missing) > 0 {
-		// The policy watch brings the Project back when the policy appears.
+		// The policy and Secret watches bring the Project back when what it misses appears.
 		markStalled(&project.Status.Conditions, project.Generation, convoyv1.ReasonPolicyNotFound, strings.Join(pi.missing, "; "))
+		return ctrl.Result{}, nil
+	}
+	if len(pi.missingSecrets) > 0 {
+		markStalled(&project.Status.Conditions, project.Generation, convoyv1.ReasonSecretNotFound, strings.Join(pi.missingSecrets, "; "))
 		return ctrl.Result{}, nil
 	}
 	if pi.placementErr != nil {

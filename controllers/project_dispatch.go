@@ -56,10 +56,8 @@ func (d *projectDispatcher) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if res, err := afterFinalizerPatch(addFinalizer(ctx, d.Client, pi.project)); err != nil || res.RequeueAfter > 0 {
 		return res, err
 	}
-	if len(pi.missing) > 0 || pi.placementErr != nil {
-		// The status controller reports Stalled. Nothing is pushed half-way: a workload
-		// without its policy would drop requests.
-		return ctrl.Result{}, nil
+	if pi.blocked() {
+		return ctrl.Result{}, nil // the status controller reports Stalled
 	}
 	d.queuePairs(pi)
 	return ctrl.Result{}, nil

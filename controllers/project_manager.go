@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
@@ -39,6 +40,9 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 		}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, secretIndex, secretNames); err != nil {
+		return err
+	}
 	dispatcher := &projectDispatcher{inputs: r.inputs, Queues: r.Queues, state: r.state}
 	if err := r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project-dispatch")).WithOptions(opts).Complete(dispatcher); err != nil {
 		return err
@@ -62,7 +66,18 @@ func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Reques
 		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.LocalityLoadBalancing{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindLocalityLoadBalancing)),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Metadata only: a change shows as a new resourceVersion; contents are read on demand.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsingSecret), builder.OnlyMetadata)
+}
+
+// projectsUsingSecret maps a Secret to the Projects in its namespace that deliver it.
+func (r *ProjectReconciler) projectsUsingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list convoyv1.ProjectList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()), client.MatchingFields{secretIndex: secret.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items)
 }
 
 // policyIndex indexes Projects by the policies they reference, as "Kind/name".

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"sync"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	appsv1apply "k8s.io/client-go/applyconfigurations/apps/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -113,6 +115,9 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 		if upToDate {
 			return false, nil
 		}
+		if err := c.handOverReplicas(ctx, desired); err != nil {
+			return false, err
+		}
 	case apierrors.IsNotFound(err):
 		// The cache only holds convoy-owned objects: ask the API server whether something
 		// else already uses the name.
@@ -154,6 +159,9 @@ func applyPayload(obj client.Object, gvk schema.GroupVersionKind) (*unstructured
 			return nil, err
 		}
 	}
+	// Status is never convoy's to apply, and typed structs render some of it regardless
+	// (an HPA's desiredReplicas: 0, a PDB's expectedPods: 0).
+	delete(content, "status")
 	dropEmpty(content)
 	u := &unstructured.Unstructured{Object: content}
 	u.SetGroupVersionKind(gvk)
@@ -350,4 +358,39 @@ func stripIdentity(v any) any {
 		}
 	}
 	return m
+}
+
+// ReplicasHandoverManager keeps a Deployment's replicas after convoy stops setting them.
+const ReplicasHandoverManager = "convoy-replicas-handover"
+
+// handOverReplicas runs before convoy applies a Deployment without replicas (an autoscaler
+// owns them now). Server-side apply removes a field its only owner stops applying, and a
+// Deployment without replicas defaults to 1: a workload at 10 replicas would drop to 1 until
+// its autoscaler scales it up again. So when convoy still owns spec.replicas, the current
+// value is first applied by a second field manager, which then keeps it.
+func (c *Connection) handOverReplicas(ctx context.Context, desired client.Object) error {
+	d, ok := desired.(*appsv1.Deployment)
+	if !ok || d.Spec.Replicas != nil {
+		return nil
+	}
+	live := &appsv1.Deployment{}
+	if err := c.cluster.GetAPIReader().Get(ctx, client.ObjectKeyFromObject(d), live); err != nil {
+		return fmt.Errorf("reading Deployment %s in cluster %s to hand its replicas over: %w", client.ObjectKeyFromObject(d), c.Name, err)
+	}
+	entry := convoyApplyEntry(live.ManagedFields)
+	if entry == nil || entry.FieldsV1 == nil || live.Spec.Replicas == nil {
+		return nil
+	}
+	owned := &fieldpath.Set{}
+	if err := owned.FromJSON(bytes.NewReader(entry.FieldsV1.Raw)); err != nil {
+		return err
+	}
+	if !owned.Has(fieldpath.MakePathOrDie("spec", "replicas")) {
+		return nil
+	}
+	handover := appsv1apply.Deployment(d.Name, d.Namespace).WithSpec(appsv1apply.DeploymentSpec().WithReplicas(*live.Spec.Replicas))
+	if err := c.cluster.GetClient().Apply(ctx, handover, client.FieldOwner(ReplicasHandoverManager)); err != nil {
+		return fmt.Errorf("handing the replicas of Deployment %s in cluster %s over: %w", client.ObjectKeyFromObject(d), c.Name, err)
+	}
+	return nil
 }

@@ -10,7 +10,9 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +36,10 @@ import (
 // watchedTypes are the remote kinds convoy writes and therefore caches and watches. The
 // DestinationRule is watched in the version the cluster serves, if any.
 func watchedTypes(destinationRuleVersion string) []client.Object {
-	types := []client.Object{&corev1.Namespace{}, &appsv1.Deployment{}, &corev1.Service{}}
+	types := []client.Object{
+		&corev1.Namespace{}, &corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Secret{},
+		&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{},
+	}
 	switch destinationRuleVersion {
 	case "v1":
 		types = append(types, &networkingv1.DestinationRule{})

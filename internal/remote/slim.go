@@ -4,7 +4,9 @@ import (
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -63,7 +65,9 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 // slimmable reports whether o is a kind convoy applies.
 func slimmable(o client.Object) bool {
 	switch o.(type) {
-	case *appsv1.Deployment, *corev1.Service, *corev1.Namespace, *networkingv1.DestinationRule, *networkingv1beta1.DestinationRule:
+	case *appsv1.Deployment, *corev1.Service, *corev1.Namespace, *corev1.ServiceAccount, *corev1.ConfigMap, *corev1.Secret,
+		*autoscalingv2.HorizontalPodAutoscaler, *policyv1.PodDisruptionBudget,
+		*networkingv1.DestinationRule, *networkingv1beta1.DestinationRule:
 		return true
 	}
 	return false
@@ -84,6 +88,17 @@ func dropSpec(o client.Object) {
 		t.Spec, t.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{}
 	case *corev1.Namespace:
 		t.Spec = corev1.NamespaceSpec{}
+	case *corev1.ServiceAccount:
+		t.Secrets, t.ImagePullSecrets, t.AutomountServiceAccountToken = nil, nil, nil
+	case *corev1.ConfigMap:
+		t.Data, t.BinaryData = nil, nil
+	case *corev1.Secret:
+		// No Secret content stays in memory: the digest is all the no-op check needs.
+		t.Data, t.StringData = nil, nil
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		t.Spec = autoscalingv2.HorizontalPodAutoscalerSpec{}
+	case *policyv1.PodDisruptionBudget:
+		t.Spec = policyv1.PodDisruptionBudgetSpec{}
 	case *networkingv1.DestinationRule:
 		t.Spec.Reset()
 		t.Status.Reset()

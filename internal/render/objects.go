@@ -158,6 +158,10 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 		if w.DisruptionBudget != nil {
 			out.DisruptionBudgets = append(out.DisruptionBudgets, disruptionBudget(project, ns, w))
 		}
+		// The API server copies serviceAccountName into its deprecated alias serviceAccount
+		// and back. Unless convoy owns the alias too, removing the name later leaves the
+		// alias, which restores it: pods would keep asking for a ServiceAccount convoy pruned.
+		d.Spec.Template.Spec.DeprecatedServiceAccount = d.Spec.Template.Spec.ServiceAccountName
 		var svc *corev1.Service
 		if len(w.Ports) > 0 {
 			svc = service(project, ns, w)
