@@ -2,11 +2,13 @@ package controllers_test
 
 import (
 	"bytes"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -253,6 +255,65 @@ var _ = Describe("A whole service in one Project", func() {
 			g.Expect(a.Spec.Template.Spec.Containers[0].Env).To(Equal([]corev1.EnvVar{{Name: "STAGE", Value: "prod"}, {Name: "DEBUG", Value: "1"}}))
 			g.Expect(a.Spec.Template.Spec.Containers[0].Args).To(BeEmpty())
 			g.Expect(a.Spec.Template.Labels).NotTo(HaveKey("tier"))
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("runs a cron workload as a CronJob: suspended per cluster, repaired, reported, pruned", func() {
+		nightly := workload("nightly", "registry.example/report:1", 1, false)
+		nightly.Replicas = nil
+		nightly.CronJob = &convoyv1.CronJobSchedule{Schedule: "0 3 * * *", TimeZone: ptr.To("Asia/Seoul")}
+		project := newProject(ns, selectEnv("prod"), workload("api", "registry.example/api:1.0", 1, false), nightly)
+		project.Spec.Overrides = []convoyv1.ClusterOverride{{Clusters: selectNames("svc-b"), Suspend: ptr.To(true)}}
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		key := metav1.ObjectMeta{Namespace: project.Name, Name: "nightly"}
+		Eventually(func(g Gomega) {
+			a := remote(g, svcA, &batchv1.CronJob{ObjectMeta: key}).(*batchv1.CronJob)
+			g.Expect(a.Spec.Schedule).To(Equal("0 3 * * *"))
+			g.Expect(a.Spec.Suspend).To(SatisfyAny(BeNil(), HaveValue(BeFalse())))
+			g.Expect(a.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyOnFailure))
+			g.Expect(a.Labels).To(HaveKeyWithValue(convoyv1.TeamLabel, "payments"))
+			b := remote(g, svcB, &batchv1.CronJob{ObjectMeta: key}).(*batchv1.CronJob)
+			g.Expect(b.Spec.Suspend).To(HaveValue(BeTrue()))
+			g.Expect(gone(g, svcA, &appsv1.Deployment{ObjectMeta: key})).To(BeTrue(), "no Deployment for a cron workload")
+		}, timeout, interval).Should(Succeed())
+
+		By("a run reported by the CronJob controller shows in status; the cron workload does not hold Ready back")
+		markAvailable(svcA, project.Name, "api", 1)
+		lastRun := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+		Eventually(func(g Gomega) {
+			cj := remote(g, svcA, &batchv1.CronJob{ObjectMeta: key}).(*batchv1.CronJob)
+			cj.Status.LastScheduleTime = &lastRun
+			g.Expect(svcA.client.Status().Update(ctx, cj)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			st := clusterStatus(g, project, "svc-a")
+			g.Expect(st.Reason).To(Equal(convoyv1.ReasonSynced), st.Message)
+			var cron *convoyv1.WorkloadStatus
+			for i := range st.Workloads {
+				if st.Workloads[i].Name == "nightly" {
+					cron = &st.Workloads[i]
+				}
+			}
+			g.Expect(cron).NotTo(BeNil())
+			g.Expect(cron.Kind).To(Equal("CronJob"))
+			g.Expect(cron.LastScheduleTime).To(HaveValue(Equal(lastRun)))
+		}, timeout, interval).Should(Succeed())
+
+		By("a remote edit of the schedule is repaired")
+		Eventually(func(g Gomega) {
+			cj := remote(g, svcA, &batchv1.CronJob{ObjectMeta: key}).(*batchv1.CronJob)
+			cj.Spec.Schedule = "* * * * *"
+			g.Expect(svcA.client.Update(ctx, cj)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(remote(g, svcA, &batchv1.CronJob{ObjectMeta: key}).(*batchv1.CronJob).Spec.Schedule).To(Equal("0 3 * * *"))
+		}, timeout, interval).Should(Succeed())
+
+		By("a removed cron workload is pruned")
+		updateProject(project, func(p *convoyv1.Project) { p.Spec.Workloads = p.Spec.Workloads[:1]; p.Spec.Overrides = nil })
+		Eventually(func(g Gomega) {
+			g.Expect(gone(g, svcA, &batchv1.CronJob{ObjectMeta: key})).To(BeTrue())
+			g.Expect(gone(g, svcB, &batchv1.CronJob{ObjectMeta: key})).To(BeTrue())
 		}, timeout, interval).Should(Succeed())
 	})
 

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -137,6 +138,19 @@ var _ = Describe("Admission validation", func() {
 		Entry("with a Secret name that is not a DNS subdomain", func(p *convoyv1.Project) {
 			p.Spec.Secrets = []convoyv1.ProjectSecret{{Name: "Db_Password"}}
 		}, "spec.secrets[0].name", "should match"),
+		Entry("with a cron workload that has replicas", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports = nil
+			p.Spec.Workloads[0].CronJob = &convoyv1.CronJobSchedule{Schedule: "@hourly"}
+		}, "spec.workloads[0]", "a cronJob workload runs Jobs: replicas, autoscaling, disruptionBudget and ports do not apply"),
+		Entry("with a cron workload whose pods restart Always", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports, p.Spec.Workloads[0].Replicas = nil, nil
+			p.Spec.Workloads[0].CronJob = &convoyv1.CronJobSchedule{Schedule: "@hourly"}
+			p.Spec.Workloads[0].Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
+		}, "spec.workloads[0]", "must have restartPolicy OnFailure or Never"),
+		Entry("with a cron workload of an unknown concurrency policy", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports, p.Spec.Workloads[0].Replicas = nil, nil
+			p.Spec.Workloads[0].CronJob = &convoyv1.CronJobSchedule{Schedule: "@hourly", ConcurrencyPolicy: "Sometimes"}
+		}, "spec.workloads[0].cronJob.concurrencyPolicy", "Unsupported value"),
 		Entry("with a name longer than a label value", func(p *convoyv1.Project) {
 			p.Name = "a-very-long-project-name-that-cannot-be-a-label-value-in-service-clusters"
 		}, "metadata.name", "must be a DNS label"),

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -28,7 +29,8 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
 		ws := convoyv1.WorkloadStatus{Name: d.Name, Replicas: ptrOr(d.Spec.Replicas, 1)}
-		if live, err := conn.Deployment(ctx, client.ObjectKeyFromObject(d)); err == nil {
+		ws.Kind = "Deployment"
+		if live := (&appsv1.Deployment{}); conn.Cached(ctx, client.ObjectKeyFromObject(d), live) == nil {
 			deploymentStatus(&ws, live)
 		}
 		if podsErr == nil {
@@ -46,6 +48,14 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 			}
 		}
 		ws.Message = workloadMessage(ws)
+		out = append(out, ws)
+	}
+	for _, cj := range desired.CronJobs {
+		ws := convoyv1.WorkloadStatus{Name: cj.Name, Kind: "CronJob"}
+		if live := (&batchv1.CronJob{}); conn.Cached(ctx, client.ObjectKeyFromObject(cj), live) == nil {
+			ws.LastScheduleTime, ws.LastSuccessfulTime = live.Status.LastScheduleTime, live.Status.LastSuccessfulTime
+			ws.ActiveJobs = int32(len(live.Status.Active))
+		}
 		out = append(out, ws)
 	}
 	if podsErr != nil {

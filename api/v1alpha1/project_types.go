@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -81,6 +82,8 @@ type PolicyReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.autoscaling)",message="set replicas or autoscaling, not both: with autoscaling the HorizontalPodAutoscaler owns the replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || !has(self.template.spec) || !has(self.template.spec.serviceAccountName)",message="serviceAccount creates the pods' ServiceAccount; remove template.spec.serviceAccountName"
 // +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || self.name != 'default'",message="a workload named default cannot have a serviceAccount: every namespace has a ServiceAccount named default"
+// +kubebuilder:validation:XValidation:rule="!has(self.cronJob) || (!has(self.replicas) && !has(self.autoscaling) && !has(self.disruptionBudget) && (!has(self.ports) || size(self.ports) == 0))",message="a cronJob workload runs Jobs: replicas, autoscaling, disruptionBudget and ports do not apply to it"
+// +kubebuilder:validation:XValidation:rule="!has(self.cronJob) || !has(self.template.spec) || !has(self.template.spec.restartPolicy) || self.template.spec.restartPolicy != 'Always'",message="the pods of a cronJob workload must have restartPolicy OnFailure or Never (convoy uses OnFailure when unset)"
 type Workload struct {
 	// name of the Deployment and Service in each service cluster.
 	// +required
@@ -134,6 +137,14 @@ type Workload struct {
 	// +optional
 	DisruptionBudget *DisruptionBudget `json:"disruptionBudget,omitempty"`
 
+	// cronJob runs the workload on a schedule instead of continuously: convoy writes a
+	// CronJob (batch/v1) with the template as its Jobs' pod template instead of a
+	// Deployment. A GracefulShutdownPolicy sets only its pods' grace period; replicas,
+	// autoscaling, disruptionBudget and ports do not apply, and a LocalityLoadBalancing has
+	// no effect on it.
+	// +optional
+	CronJob *CronJobSchedule `json:"cronJob,omitempty"`
+
 	// rolloutOnConfigChange rolls the workload when the content of a ConfigMap or Secret of
 	// the Project that its pod template uses (volumes, env, envFrom) changes: convoy puts a
 	// hash of that content on the pod template (annotation convoy.dev/config-hash). Set it to
@@ -141,6 +152,62 @@ type Workload struct {
 	// +optional
 	// +kubebuilder:default=true
 	RolloutOnConfigChange *bool `json:"rolloutOnConfigChange,omitempty"`
+}
+
+// CronJobSchedule is when and how the Jobs of a cron workload run (batch/v1 CronJob and Job
+// settings).
+type CronJobSchedule struct {
+	// schedule in cron format, for example "0 3 * * *".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule"`
+
+	// timeZone of the schedule, a tz database name such as Asia/Seoul. The kube-controller-
+	// manager's time zone when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone *string `json:"timeZone,omitempty"`
+
+	// concurrencyPolicy says what happens when a run is due while the previous one runs:
+	// Forbid skips it, Replace stops the running Job, Allow runs both.
+	// +optional
+	// +kubebuilder:default=Forbid
+	// +kubebuilder:validation:Enum=Allow;Forbid;Replace
+	ConcurrencyPolicy batchv1.ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
+
+	// startingDeadlineSeconds after its scheduled time a missed run is skipped.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+
+	// successfulJobsHistoryLimit finished Jobs are kept (Kubernetes' default: 3).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SuccessfulJobsHistoryLimit *int32 `json:"successfulJobsHistoryLimit,omitempty"`
+
+	// failedJobsHistoryLimit failed Jobs are kept (Kubernetes' default: 1).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit,omitempty"`
+
+	// backoffLimit is how often a Job's pods are retried before the Job fails.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// activeDeadlineSeconds a Job may run before it is stopped and failed.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// ttlSecondsAfterFinished deletes a finished Job (and its pods) after this long.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
 // WorkloadServiceAccount is the ServiceAccount convoy creates for a workload.
@@ -319,7 +386,7 @@ type AutoscalingOverride struct {
 
 // ClusterOverride changes workloads and config in some of the targeted clusters. Overrides
 // apply in order; a later override wins over an earlier one.
-// +kubebuilder:validation:XValidation:rule="has(self.replicas) || has(self.images) || has(self.containers) || has(self.labels) || has(self.annotations) || has(self.serviceAccountAnnotations) || has(self.autoscaling) || has(self.configMaps)",message="an override must change something: replicas, images, containers, labels, annotations, serviceAccountAnnotations, autoscaling or configMaps"
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) || has(self.images) || has(self.containers) || has(self.labels) || has(self.annotations) || has(self.serviceAccountAnnotations) || has(self.autoscaling) || has(self.configMaps) || has(self.suspend)",message="an override must change something: replicas, images, containers, labels, annotations, serviceAccountAnnotations, autoscaling, configMaps or suspend"
 // +kubebuilder:validation:XValidation:rule="!has(self.labels) || self.labels.all(k, !k.startsWith('convoy.dev/') && k != 'app.kubernetes.io/managed-by')",message="labels must not set convoy.dev/ labels or app.kubernetes.io/managed-by: convoy decides ownership with them"
 type ClusterOverride struct {
 	// clusters this override applies to.
@@ -374,6 +441,11 @@ type ClusterOverride struct {
 	// in these clusters.
 	// +optional
 	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+
+	// suspend stops (true) or resumes (false) the schedules of the cron workloads in these
+	// clusters, for example to run a batch job in one region only.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
 
 	// configMaps replace values of the Project's ConfigMaps in these clusters.
 	// +optional
@@ -482,6 +554,18 @@ type WorkloadStatus struct {
 	// +listType=map
 	// +listMapKey=reason
 	PodProblems []PodProblem `json:"podProblems,omitempty"`
+	// kind of the workload's object: Deployment, or CronJob for a cron workload.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// lastScheduleTime is when a cron workload's Job was last started.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// lastSuccessfulTime is when a cron workload's Job last completed successfully.
+	// +optional
+	LastSuccessfulTime *metav1.Time `json:"lastSuccessfulTime,omitempty"`
+	// activeJobs of a cron workload that are running.
+	// +optional
+	ActiveJobs int32 `json:"activeJobs,omitempty"`
 	// zones counts the workload's scheduled, running-or-starting pods per zone (the zone label
 	// of their node). Every zone of the ServiceCluster is listed, with 0 when it has none.
 	// +optional

@@ -8,7 +8,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -245,11 +244,7 @@ func unownedOf(objects []namespacedObject) []namespacedObject {
 	return unowned
 }
 
-// Deployment reads a convoy-owned Deployment from the cache.
-func (c *Connection) Deployment(ctx context.Context, key client.ObjectKey) (*appsv1.Deployment, error) {
-	d := &appsv1.Deployment{}
-	if err := c.cluster.GetCache().Get(ctx, key, d); err != nil {
-		return nil, err
-	}
-	return d, nil
+// Cached reads a convoy-owned object from the cache, slimmed as slimForCache leaves it.
+func (c *Connection) Cached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	return c.cluster.GetCache().Get(ctx, key, obj)
 }

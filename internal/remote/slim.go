@@ -5,6 +5,7 @@ import (
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,7 +67,7 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 func slimmable(o client.Object) bool {
 	switch o.(type) {
 	case *appsv1.Deployment, *corev1.Service, *corev1.Namespace, *corev1.ServiceAccount, *corev1.ConfigMap, *corev1.Secret,
-		*autoscalingv2.HorizontalPodAutoscaler, *policyv1.PodDisruptionBudget,
+		*batchv1.CronJob, *autoscalingv2.HorizontalPodAutoscaler, *policyv1.PodDisruptionBudget,
 		*networkingv1.DestinationRule, *networkingv1beta1.DestinationRule:
 		return true
 	}
@@ -95,6 +96,8 @@ func dropSpec(o client.Object) {
 	case *corev1.Secret:
 		// No Secret content stays in memory: the digest is all the no-op check needs.
 		t.Data, t.StringData = nil, nil
+	case *batchv1.CronJob:
+		t.Spec = batchv1.CronJobSpec{} // status stays: convoy reports the last runs
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		t.Spec = autoscalingv2.HorizontalPodAutoscalerSpec{}
 	case *policyv1.PodDisruptionBudget:

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ type ClusterObjects struct {
 	ConfigMaps        []*corev1.ConfigMap
 	Secrets           []*corev1.Secret
 	Deployments       []*appsv1.Deployment
+	CronJobs          []*batchv1.CronJob
 	Services          []*corev1.Service
 	Autoscalers       []*autoscalingv2.HorizontalPodAutoscaler
 	DisruptionBudgets []*policyv1.PodDisruptionBudget
@@ -58,6 +60,7 @@ func (o *ClusterObjects) All() []client.Object {
 	all = appendObjects(all, o.ConfigMaps)
 	all = appendObjects(all, o.Secrets)
 	all = appendObjects(all, o.Deployments)
+	all = appendObjects(all, o.CronJobs)
 	all = appendObjects(all, o.Services)
 	all = appendObjects(all, o.Autoscalers)
 	all = appendObjects(all, o.DisruptionBudgets)
@@ -136,6 +139,18 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 	record := func(kind string, obj metav1.Object) {
 		applied[kind+"/"+obj.GetName()] = convoyv1.AppliedPolicy{Kind: kind, Name: obj.GetName(), Generation: obj.GetGeneration()}
 	}
+	shutdownPolicy := func(i int, w *convoyv1.Workload) (*convoyv1.GracefulShutdownPolicy, error) {
+		ref := ShutdownPolicyRef(project, w)
+		if ref == nil {
+			return nil, nil
+		}
+		policy := policies.GracefulShutdown[ref.Name]
+		if policy == nil {
+			return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %q not found", i, w.Name, ref.Name)
+		}
+		record(convoyv1.KindGracefulShutdownPolicy, policy)
+		return policy, nil
+	}
 	for i := range project.Spec.Workloads {
 		w := &project.Spec.Workloads[i]
 		d := deployment(project, ns, w)
@@ -162,23 +177,26 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 		// and back. Unless convoy owns the alias too, removing the name later leaves the
 		// alias, which restores it: pods would keep asking for a ServiceAccount convoy pruned.
 		d.Spec.Template.Spec.DeprecatedServiceAccount = d.Spec.Template.Spec.ServiceAccountName
+		policy, err := shutdownPolicy(i, w)
+		if err != nil {
+			return nil, err
+		}
+		if w.CronJob != nil {
+			out.CronJobs = append(out.CronJobs, cronJob(project, ns, w, d.Spec.Template, policy, overrides))
+			continue
+		}
 		var svc *corev1.Service
 		if len(w.Ports) > 0 {
 			svc = service(project, ns, w)
 		}
 		var pool *convoyv1.ConnectionTuning
-		if ref := ShutdownPolicyRef(project, w); ref != nil {
-			policy := policies.GracefulShutdown[ref.Name]
-			if policy == nil {
-				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %q not found", i, w.Name, ref.Name)
-			}
+		if policy != nil {
 			warnings, err := applyGracefulShutdown(d, &policy.Spec, cluster.Status.Capabilities, policies.DrainHelperImage)
 			if err != nil {
-				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, ref.Name, err)
+				return nil, fmt.Errorf("spec.workloads[%d] (%s): GracefulShutdownPolicy %s: %w", i, w.Name, policy.Name, err)
 			}
-			record(convoyv1.KindGracefulShutdownPolicy, policy)
 			for _, warning := range append(warnings, drainPortWarnings(policy.Spec.PreStop, &w.Template, w.Ports)...) {
-				out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s on workload %s: %s", ref.Name, w.Name, warning))
+				out.Warnings = append(out.Warnings, fmt.Sprintf("GracefulShutdownPolicy %s on workload %s: %s", policy.Name, w.Name, warning))
 			}
 			pool = policy.Spec.ConnectionPool
 		}

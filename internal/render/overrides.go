@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,8 +33,9 @@ func selects(o *convoyv1.ClusterOverride, workload string) bool {
 }
 
 // ValidateOverrides returns what is wrong with a Project's overrides that the API server's
-// schema cannot check: an override must name containers that its workloads have, and change
-// a ServiceAccount or an autoscaler only of workloads that have one. An override of named
+// schema cannot check: an override must name containers that its workloads have, change a
+// ServiceAccount or an autoscaler only of workloads that have one, replicas only of
+// Deployments and suspend only of cron workloads. An override of named
 // workloads needs each of them to fit; an override of every workload needs at least one.
 // Every override is checked, whichever clusters it selects, so no cluster gets half a
 // Project.
@@ -49,48 +49,50 @@ func ValidateOverrides(project *convoyv1.Project) []string {
 				selected = append(selected, &project.Spec.Workloads[j])
 			}
 		}
-		check := func(field, what string, fits func(*convoyv1.Workload) bool) {
+		// check reports a field whose workloads do not fit: with explicit workloads, each one
+		// that does not (as "workload <name> <lacks>"); otherwise when none does.
+		check := func(field string, fits func(*convoyv1.Workload) bool, none, lacks string) {
 			if len(selected) == 0 {
 				return
 			}
 			if len(o.Workloads) == 0 {
 				if !slices.ContainsFunc(selected, fits) {
-					problems = append(problems, fmt.Sprintf("spec.overrides[%d].%s: no workload %s", i, field, what))
+					problems = append(problems, fmt.Sprintf("spec.overrides[%d].%s: %s", i, field, none))
 				}
 				return
 			}
 			for _, w := range selected {
 				if !fits(w) {
-					problems = append(problems, fmt.Sprintf("spec.overrides[%d].%s: workload %s %s", i, field, w.Name, notWhat(what)))
+					problems = append(problems, fmt.Sprintf("spec.overrides[%d].%s: workload %s %s", i, field, w.Name, lacks))
 				}
 			}
 		}
 		for j, img := range o.Images {
-			check(fmt.Sprintf("images[%d].container", j), fmt.Sprintf("has a container named %q", img.Container), hasContainer(img.Container))
+			check(fmt.Sprintf("images[%d].container", j), hasContainer(img.Container),
+				fmt.Sprintf("no workload has a container named %q", img.Container), fmt.Sprintf("has no container named %q", img.Container))
 		}
 		for j, c := range o.Containers {
-			check(fmt.Sprintf("containers[%d].name", j), fmt.Sprintf("has a container named %q", c.Name), hasContainer(c.Name))
+			check(fmt.Sprintf("containers[%d].name", j), hasContainer(c.Name),
+				fmt.Sprintf("no workload has a container named %q", c.Name), fmt.Sprintf("has no container named %q", c.Name))
 		}
 		if len(o.ServiceAccountAnnotations) > 0 {
-			check("serviceAccountAnnotations", "sets serviceAccount", func(w *convoyv1.Workload) bool { return w.ServiceAccount != nil })
+			check("serviceAccountAnnotations", func(w *convoyv1.Workload) bool { return w.ServiceAccount != nil },
+				"no workload sets serviceAccount", "does not set serviceAccount")
 		}
 		if o.Autoscaling != nil {
-			check("autoscaling", "sets autoscaling", func(w *convoyv1.Workload) bool { return w.Autoscaling != nil })
+			check("autoscaling", func(w *convoyv1.Workload) bool { return w.Autoscaling != nil },
+				"no workload sets autoscaling", "does not set autoscaling")
+		}
+		if o.Replicas != nil {
+			check("replicas", func(w *convoyv1.Workload) bool { return w.CronJob == nil },
+				"every workload is a cronJob, which has no replicas", "is a cronJob, which has no replicas")
+		}
+		if o.Suspend != nil {
+			check("suspend", func(w *convoyv1.Workload) bool { return w.CronJob != nil },
+				"no workload is a cronJob", "is not a cronJob")
 		}
 	}
 	return problems
-}
-
-// notWhat turns "has a container named x" into "has no container named x" and "sets y" into
-// "does not set y".
-func notWhat(what string) string {
-	if rest, ok := strings.CutPrefix(what, "has a "); ok {
-		return "has no " + rest
-	}
-	if rest, ok := strings.CutPrefix(what, "sets "); ok {
-		return "does not set " + rest
-	}
-	return "does not fit: " + what
 }
 
 func hasContainer(name string) func(*convoyv1.Workload) bool {

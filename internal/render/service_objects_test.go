@@ -262,7 +262,9 @@ func TestValidateOverrides(t *testing.T) {
 		return testProject(func(p *convoyv1.Project) {
 			p.Spec.Workloads[0].ServiceAccount = &convoyv1.WorkloadServiceAccount{}
 			p.Spec.Workloads = append(p.Spec.Workloads, convoyv1.Workload{Name: "worker", Template: corev1.PodTemplateSpec{
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "run", Image: "w"}}}}})
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "run", Image: "w"}}}}},
+				convoyv1.Workload{Name: "nightly", CronJob: &convoyv1.CronJobSchedule{Schedule: "@daily"}, Template: corev1.PodTemplateSpec{
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "job", Image: "j"}}}}})
 			p.Spec.Overrides = overrides
 		})
 	}
@@ -280,12 +282,73 @@ func TestValidateOverrides(t *testing.T) {
 			`spec.overrides[0].containers[0].name: workload worker has no container named "app"`},
 		{"ServiceAccount annotations of a workload without one", convoyv1.ClusterOverride{Clusters: sel, Workloads: []string{"worker"}, ServiceAccountAnnotations: map[string]string{"a": "b"}},
 			"spec.overrides[0].serviceAccountAnnotations: workload worker does not set serviceAccount"},
+		{"replicas of a cron workload", convoyv1.ClusterOverride{Clusters: sel, Workloads: []string{"nightly"}, Replicas: ptr.To[int32](2)},
+			"spec.overrides[0].replicas: workload nightly is a cronJob, which has no replicas"},
+		{"replicas of all workloads, some of them Deployments", convoyv1.ClusterOverride{Clusters: sel, Replicas: ptr.To[int32](2)}, ""},
+		{"suspend of a Deployment", convoyv1.ClusterOverride{Clusters: sel, Workloads: []string{"api"}, Suspend: ptr.To(true)},
+			"spec.overrides[0].suspend: workload api is not a cronJob"},
 		{"autoscaling limits when no workload autoscales", convoyv1.ClusterOverride{Clusters: sel, Autoscaling: &convoyv1.AutoscalingOverride{MaxReplicas: ptr.To[int32](3)}},
 			"spec.overrides[0].autoscaling: no workload sets autoscaling"},
 	} {
 		got := strings.Join(ValidateOverrides(twoWorkloads(tc.override)), "; ")
 		if got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCronWorkload(t *testing.T) {
+	p := testProject(func(p *convoyv1.Project) {
+		p.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "web"}
+		p.Spec.ConfigMaps = []convoyv1.ProjectConfigMap{{Name: "settings", Data: map[string]string{"A": "1"}}}
+		p.Spec.Workloads = []convoyv1.Workload{{
+			Name:    "report",
+			CronJob: &convoyv1.CronJobSchedule{Schedule: "0 3 * * *", TimeZone: ptr.To("Asia/Seoul"), ConcurrencyPolicy: "Forbid", BackoffLimit: ptr.To[int32](2)},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "job", Image: "report:1",
+				EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}},
+			}}}},
+		}}
+		p.Spec.Overrides = []convoyv1.ClusterOverride{
+			{Clusters: onCluster("tokyo-1"), Suspend: ptr.To(true), Images: []convoyv1.ImageOverride{{Container: "job", Image: "report:2"}}},
+		}
+	})
+	policy := shutdownPolicy(sleepFor(10))
+	policy.Name = "web"
+	render := func(clusterName string) *ClusterObjects {
+		out, err := ForCluster(p, cluster(clusterName, nil), Policies{GracefulShutdown: map[string]*convoyv1.GracefulShutdownPolicy{"web": policy}})
+		if err != nil {
+			t.Fatalf("ForCluster: %v", err)
+		}
+		return out
+	}
+	seoul, tokyo := render("seoul-1"), render("tokyo-1")
+	if len(seoul.Deployments) != 0 || len(seoul.Services) != 0 || len(seoul.CronJobs) != 1 {
+		t.Fatalf("want one CronJob and no Deployment or Service, got %d/%d/%d", len(seoul.CronJobs), len(seoul.Deployments), len(seoul.Services))
+	}
+	cj := seoul.CronJobs[0]
+	pod := cj.Spec.JobTemplate.Spec.Template
+	grace := policy.Spec.GracePeriodSeconds()
+	for _, check := range []struct {
+		what      string
+		got, want any
+	}{
+		{"schedule", cj.Spec.Schedule, "0 3 * * *"},
+		{"time zone", *cj.Spec.TimeZone, "Asia/Seoul"},
+		{"backoff limit", *cj.Spec.JobTemplate.Spec.BackoffLimit, int32(2)},
+		{"restart policy", pod.Spec.RestartPolicy, corev1.RestartPolicyOnFailure},
+		{"grace period", *pod.Spec.TerminationGracePeriodSeconds, grace},
+		{"no PreStop: Jobs serve no traffic", pod.Spec.Containers[0].Lifecycle == nil, true},
+		{"pods carry the workload label", pod.Labels[convoyv1.WorkloadLabel], "report"},
+		{"Jobs carry it too", cj.Spec.JobTemplate.Labels[convoyv1.WorkloadLabel], "report"},
+		{"config hash", pod.Annotations[ConfigHashAnnotation] != "", true},
+		{"not suspended in seoul-1", cj.Spec.Suspend == nil, true},
+		{"suspended in tokyo-1", *tokyo.CronJobs[0].Spec.Suspend, true},
+		{"image override in tokyo-1", tokyo.CronJobs[0].Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image, "report:2"},
+		{"the policy is recorded", seoul.AppliedPolicies, []convoyv1.AppliedPolicy{{Kind: convoyv1.KindGracefulShutdownPolicy, Name: "web", Generation: policy.Generation}}},
+	} {
+		if diff := cmp.Diff(check.want, check.got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", check.what, diff)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"maps"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,6 +69,48 @@ func disruptionBudget(project *convoyv1.Project, ns string, w *convoyv1.Workload
 			Selector:       &metav1.LabelSelector{MatchLabels: SelectorLabels(project, w.Name)},
 			MinAvailable:   b.MinAvailable,
 			MaxUnavailable: b.MaxUnavailable,
+		},
+	}
+}
+
+// cronJob renders a cron workload: its pod template (convoy's labels, overrides and config
+// hash applied) becomes the Jobs' template. A GracefulShutdownPolicy gives the pods its grace
+// period only: Jobs serve no traffic to drain. Overrides' suspend applies in order.
+func cronJob(project *convoyv1.Project, ns string, w *convoyv1.Workload, template corev1.PodTemplateSpec, policy *convoyv1.GracefulShutdownPolicy, overrides []*convoyv1.ClusterOverride) *batchv1.CronJob {
+	c := w.CronJob
+	if template.Spec.RestartPolicy == "" {
+		template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	}
+	if policy != nil {
+		grace := policy.Spec.GracePeriodSeconds()
+		template.Spec.TerminationGracePeriodSeconds = &grace
+	}
+	var suspend *bool
+	for _, o := range overrides {
+		if selects(o, w.Name) && o.Suspend != nil {
+			suspend = ptrBool(*o.Suspend)
+		}
+	}
+	return &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: workloadMeta(project, ns, w.Name),
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   c.Schedule,
+			TimeZone:                   c.TimeZone,
+			ConcurrencyPolicy:          c.ConcurrencyPolicy,
+			StartingDeadlineSeconds:    c.StartingDeadlineSeconds,
+			SuccessfulJobsHistoryLimit: c.SuccessfulJobsHistoryLimit,
+			FailedJobsHistoryLimit:     c.FailedJobsHistoryLimit,
+			Suspend:                    suspend,
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: template.Labels},
+				Spec: batchv1.JobSpec{
+					BackoffLimit:            c.BackoffLimit,
+					ActiveDeadlineSeconds:   c.ActiveDeadlineSeconds,
+					TTLSecondsAfterFinished: c.TTLSecondsAfterFinished,
+					Template:                template,
+				},
+			},
 		},
 	}
 }
