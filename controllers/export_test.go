@@ -14,7 +14,7 @@ import (
 // integration tests can drive one pair by hand with a failing client.
 func PairSyncer(c client.Client, fleet *remote.Fleet) engine.SyncFunc {
 	s := &clusterSync{
-		inputs: inputs{Client: c, secrets: newSecretContents(c)}, fleet: fleet, state: newPairState(),
+		inputs: newInputs(c, c, ""), fleet: fleet, state: newPairState(),
 		resync: time.Minute, namespaceRecheck: time.Minute, wake: func(types.NamespacedName) {},
 	}
 	return s.Sync

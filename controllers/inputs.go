@@ -21,6 +21,14 @@ type inputs struct {
 	DrainHelperImage string
 	// secrets holds the contents of the Secrets Projects deliver.
 	secrets *secretContents
+	// checks remembers what checking each Project's rendered objects found.
+	checks *renderChecks
+}
+
+// newInputs reads Projects through c (the manager's cache) and Secret contents through
+// apiReader.
+func newInputs(c client.Client, apiReader client.Reader, drainHelperImage string) inputs {
+	return inputs{Client: c, DrainHelperImage: drainHelperImage, secrets: newSecretContents(apiReader), checks: newRenderChecks()}
 }
 
 // projectInputs is a Project with the clusters and policies it is rendered from.
@@ -61,10 +69,12 @@ func (in inputs) gather(ctx context.Context, key client.ObjectKey) (*projectInpu
 	if pi.policies.Secrets, pi.missingSecrets, err = in.gatherSecrets(ctx, project); err != nil {
 		return nil, err
 	}
-	pi.invalid = render.ValidateOverrides(project)
 	pi.placement, pi.placementErr = render.Place(project, clusters.Items)
 	for _, sc := range pi.placement.Targeted {
 		pi.policies.Regions = append(pi.policies.Regions, sc.Spec.Region)
+	}
+	if pi.invalid = render.ValidateOverrides(project); len(pi.invalid) == 0 && !pi.deleting() && !pi.blocked() {
+		pi.invalid = in.checks.problems(pi)
 	}
 	return pi, nil
 }
@@ -88,8 +98,9 @@ func (pi *projectInputs) blocked() bool {
 // the pair through the cluster's own events.
 func (pi *projectInputs) pairInputsHash(sc *convoyv1.ServiceCluster) uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%d|%v|%v|%d|%v|%+v|%s|%v|", pi.project.Generation, pi.deleting(), pi.targets(sc.Name),
-		sc.Generation, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions)
+	// The labels: overrides select clusters by them.
+	fmt.Fprintf(h, "%d|%v|%v|%d|%v|%v|%+v|%s|%v|", pi.project.Generation, pi.deleting(), pi.targets(sc.Name),
+		sc.Generation, sc.Labels, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions)
 	for _, p := range pi.policies.AppliedPolicies() {
 		fmt.Fprintf(h, "%s/%s/%d|", p.Kind, p.Name, p.Generation)
 	}

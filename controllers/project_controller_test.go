@@ -103,7 +103,7 @@ var _ = Describe("Project", func() {
 			g.Expect(st.Synced).To(BeTrue())
 			g.Expect(st.LastSyncTime).NotTo(BeNil())
 			// No pods yet: every zone of the ServiceCluster is listed, empty.
-			g.Expect(st.Workloads).To(ConsistOf(convoyv1.WorkloadStatus{Name: "api", Replicas: 3, Images: []string{"registry.example/api:1.0"},
+			g.Expect(st.Workloads).To(ConsistOf(convoyv1.WorkloadStatus{Name: "api", Kind: "Deployment", Replicas: 3, Images: []string{"registry.example/api:1.0"},
 				Zones: []convoyv1.ZonePods{{Zone: "ap-northeast-2a"}, {Zone: "ap-northeast-2b"}}, ZoneSkew: ptr.To[int32](0)}))
 		}, timeout, interval).Should(Succeed())
 

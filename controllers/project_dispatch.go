@@ -44,6 +44,7 @@ func (d *projectDispatcher) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil || pi == nil {
 		if pi == nil && err == nil {
 			d.state.forgetProject(req.NamespacedName)
+			d.checks.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}

@@ -55,7 +55,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	// Reconciles read only the manager cluster; the timeout bounds a manager API server that
 	// hangs. Remote work is bounded per pair by SyncTimeout.
 	opts := controller.Options{MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ReconciliationTimeout: 30 * time.Second}
-	in := inputs{Client: mgr.GetClient(), DrainHelperImage: cfg.DrainHelperImage, secrets: newSecretContents(mgr.GetAPIReader())}
+	in := newInputs(mgr.GetClient(), mgr.GetAPIReader(), cfg.DrainHelperImage)
 	state := newPairState()
 	results := make(chan event.GenericEvent, 4096)
 	worker := &clusterSync{

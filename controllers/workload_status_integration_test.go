@@ -5,10 +5,12 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -82,16 +84,78 @@ var _ = Describe("Status that says why", func() {
 		}, timeout, interval).Should(Succeed())
 	})
 
-	It("stalls with the API server's message when a service cluster refuses an object, without a retry storm", func() {
+	It("refuses a template that Kubernetes refuses before pushing anything, naming the Project field", func() {
 		w := workload("api", "registry.example/api:1.0", 1, false)
 		w.Template.Spec.Containers[0].Name = "Bad_Name" // not a DNS label: every API server refuses it
-		project := newProject(ns, selectNames("svc-a"), w)
+		project := newProject(ns, selectEnv("prod"), w)
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getProject(g, project).Status.Conditions, convoyv1.StalledCondition)
+			g.Expect(c).NotTo(BeNil(), "Stalled")
+			g.Expect(c.Reason).To(Equal(convoyv1.ReasonInvalidSpec))
+			g.Expect(c.Message).To(HavePrefix(`spec.workloads[0].template.spec.containers[0].name: Invalid value: "Bad_Name": a lowercase RFC 1123 label`))
+			g.Expect(c.Message).To(HaveSuffix("(in svc-a, svc-b)"))
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(gone(g, svcA, remoteNamespace(project.Name))).To(BeTrue(), "nothing is pushed")
+			g.Expect(gone(g, svcB, remoteNamespace(project.Name))).To(BeTrue(), "nothing is pushed")
+		}, 2*resyncPeriod, interval).Should(Succeed())
+
+		By("fixing the Project delivers it")
+		Eventually(func(g Gomega) {
+			p := getProject(g, project)
+			p.Spec.Workloads[0].Template.Spec.Containers[0].Name = "app"
+			g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(remoteDeployment(g, svcA, project.Name, "api").Spec.Template.Spec.Containers[0].Name).To(Equal("app"))
+			g.Expect(remoteDeployment(g, svcB, project.Name, "api").Spec.Template.Spec.Containers[0].Name).To(Equal("app"))
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("stalls with the cluster's message when its own admission refuses an object, without a retry storm", func() {
+		project := newProject(ns, selectNames("svc-a"), workload("api", "forbidden.example/api:1.0", 1, false))
+		By("a ValidatingAdmissionPolicy in svc-a refuses images of forbidden.example in the Project's namespace")
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: project.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
+					},
+				}}},
+				Validations: []admissionregistrationv1.Validation{{
+					Expression: "object.spec.template.spec.containers.all(c, !c.image.startsWith('forbidden.example/'))",
+					Message:    "images from forbidden.example are not allowed in this cluster",
+				}},
+			},
+		}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: project.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        project.Name,
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+				MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+					MatchLabels: map[string]string{corev1.LabelMetadataName: project.Name},
+				}},
+			},
+		}
+		Expect(svcA.client.Create(ctx, policy)).To(Succeed())
+		Expect(svcA.client.Create(ctx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(svcA.client.Delete(ctx, binding)).To(Succeed())
+			Expect(svcA.client.Delete(ctx, policy)).To(Succeed())
+		})
+		time.Sleep(2 * time.Second) // the API server compiles a new policy before it enforces it
+
 		Expect(k8sClient.Create(ctx, project)).To(Succeed())
 		Eventually(func(g Gomega) {
 			st := clusterStatus(g, project, "svc-a")
 			g.Expect(st.Reason).To(Equal(convoyv1.ReasonRejected))
-			g.Expect(st.Message).To(ContainSubstring("spec.template.spec.containers[0].name"))
-			g.Expect(stalledMessage(g, project)).To(ContainSubstring(`Invalid value: "Bad_Name"`))
+			g.Expect(st.Message).To(ContainSubstring("images from forbidden.example are not allowed in this cluster"))
+			g.Expect(stalledMessage(g, project)).To(ContainSubstring("images from forbidden.example are not allowed"))
 		}, timeout, interval).Should(Succeed())
 
 		// Only resyncs try again (every 2 s in this suite); a retry with backoff would send
@@ -103,11 +167,11 @@ var _ = Describe("Status that says why", func() {
 		By("fixing the Project clears it")
 		Eventually(func(g Gomega) {
 			p := getProject(g, project)
-			p.Spec.Workloads[0].Template.Spec.Containers[0].Name = "app"
+			p.Spec.Workloads[0].Template.Spec.Containers[0].Image = "registry.example/api:1.0"
 			g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
 		}, timeout, interval).Should(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(remoteDeployment(g, svcA, project.Name, "api").Spec.Template.Spec.Containers[0].Name).To(Equal("app"))
+			g.Expect(remoteDeployment(g, svcA, project.Name, "api").Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example/api:1.0"))
 			g.Expect(clusterStatus(g, project, "svc-a").Reason).NotTo(Equal(convoyv1.ReasonRejected))
 		}, timeout, interval).Should(Succeed())
 	})
