@@ -151,6 +151,21 @@ var _ = Describe("Admission validation", func() {
 			p.Spec.Workloads[0].Ports, p.Spec.Workloads[0].Replicas = nil, nil
 			p.Spec.Workloads[0].CronJob = &convoyv1.CronJobSchedule{Schedule: "@hourly", ConcurrencyPolicy: "Sometimes"}
 		}, "spec.workloads[0].cronJob.concurrencyPolicy", "Unsupported value"),
+		Entry("with two Service ports of one number", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports = append(p.Spec.Workloads[0].Ports, convoyv1.ServicePort{Name: "other", Port: 80})
+		}, "spec.workloads[0]", "ports[].port must be unique per protocol"),
+		Entry("with a target port name that is not a port name", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports[0].TargetPort = ptr.To(intOrString("HTTP_Port"))
+		}, "spec.workloads[0].ports[0].targetPort", "should match"),
+		Entry("with a target port out of range", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].Ports[0].TargetPort = ptr.To(intstr.FromInt32(70000))
+		}, "spec.workloads[0].ports[0].targetPort", "targetPort must be a port number from 1 to 65535 or a port name"),
+		Entry("with a negative disruption budget", func(p *convoyv1.Project) {
+			p.Spec.Workloads[0].DisruptionBudget = &convoyv1.DisruptionBudget{MinAvailable: ptr.To(intstr.FromInt32(-1))}
+		}, "spec.workloads[0].disruptionBudget", "must not be negative"),
+		Entry("with a policy name that is not a DNS subdomain", func(p *convoyv1.Project) {
+			p.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "Web_Policy"}
+		}, "spec.gracefulShutdownPolicy.name", "should match"),
 		Entry("with a name longer than a label value", func(p *convoyv1.Project) {
 			p.Name = "a-very-long-project-name-that-cannot-be-a-label-value-in-service-clusters"
 		}, "metadata.name", "must be a DNS label"),

@@ -43,6 +43,7 @@ type ClusterSelection struct {
 }
 
 // ServicePort is a port of the Service convoy creates for a workload.
+// +kubebuilder:validation:XValidation:rule="!has(self.targetPort) || type(self.targetPort) == string || (self.targetPort >= 1 && self.targetPort <= 65535)",message="targetPort must be a port number from 1 to 65535 or a port name",fieldPath=".targetPort"
 type ServicePort struct {
 	// name of the port, unique within the workload.
 	// +required
@@ -59,6 +60,9 @@ type ServicePort struct {
 
 	// targetPort on the pods: a number or a container port name. Defaults to port.
 	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
 
 	// protocol of the port.
@@ -74,11 +78,13 @@ type PolicyReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 }
 
 // Workload is one Deployment (and optionally its Service, ServiceAccount,
 // HorizontalPodAutoscaler and PodDisruptionBudget) that convoy runs in every targeted cluster.
+// +kubebuilder:validation:XValidation:rule="!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.port == p.port && q.protocol == p.protocol))",message="ports[].port must be unique per protocol"
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.autoscaling)",message="set replicas or autoscaling, not both: with autoscaling the HorizontalPodAutoscaler owns the replicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || !has(self.template.spec) || !has(self.template.spec.serviceAccountName)",message="serviceAccount creates the pods' ServiceAccount; remove template.spec.serviceAccountName"
 // +kubebuilder:validation:XValidation:rule="!has(self.serviceAccount) || self.name != 'default'",message="a workload named default cannot have a serviceAccount: every namespace has a ServiceAccount named default"
@@ -249,18 +255,19 @@ type WorkloadAutoscaling struct {
 // DisruptionBudget is the PodDisruptionBudget of a workload: set exactly one of
 // minAvailable and maxUnavailable.
 // +kubebuilder:validation:XValidation:rule="has(self.minAvailable) != has(self.maxUnavailable)",message="set exactly one of minAvailable and maxUnavailable"
+// +kubebuilder:validation:XValidation:rule="[has(self.minAvailable) ? self.minAvailable : 0, has(self.maxUnavailable) ? self.maxUnavailable : 0].all(v, type(v) == string || v >= 0)",message="minAvailable and maxUnavailable must not be negative"
 type DisruptionBudget struct {
 	// minAvailable pods (a number or a percentage) that an eviction must leave.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:MaxLength=4
 	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
 	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
 
 	// maxUnavailable pods (a number or a percentage) that evictions may take down at once.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:MaxLength=4
 	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 }
