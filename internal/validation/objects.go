@@ -11,7 +11,6 @@ package validation
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,10 +48,6 @@ var strategies = map[schema.GroupKind]rest.RESTCreateStrategy{
 	{Group: "policy", Kind: "PodDisruptionBudget"}:          poddisruptionbudget.Strategy,
 }
 
-// The registry's scheme is global and its conversions are not documented as safe for
-// concurrent use with defaulting of shared objects; objects are copied and checks serialised.
-var mu sync.Mutex
-
 // Supports reports whether Create can check objects of this kind.
 func Supports(gk schema.GroupKind) bool {
 	_, ok := strategies[gk]
@@ -69,8 +64,7 @@ func Create(obj runtime.Object) error {
 	if !ok {
 		return fmt.Errorf("validation: %s is not supported", gvk)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	// The API server runs this path concurrently for its requests; only the copy is changed.
 	versioned := obj.DeepCopyObject()
 	legacyscheme.Scheme.Default(versioned)
 	internal, err := legacyscheme.Scheme.ConvertToVersion(versioned, schema.GroupVersion{Group: gvk.Group, Version: runtime.APIVersionInternal})
