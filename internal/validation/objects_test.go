@@ -103,3 +103,23 @@ func TestCreateLeavesItsInputAlone(t *testing.T) {
 		t.Error("Create defaulted or changed its input")
 	}
 }
+
+// Pair syncs of many Projects check objects at once (go test -race finds shared writes).
+func TestCreateConcurrently(t *testing.T) {
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			d := deploymentWith(func(s *corev1.PodSpec) {
+				if i%2 == 1 {
+					s.Containers[0].Name = "Bad"
+				}
+			})
+			done <- Create(d)
+		}()
+	}
+	for i := range 8 {
+		if err := <-done; (err != nil) != apierrors.IsInvalid(err) {
+			t.Errorf("result %d: %v", i, err)
+		}
+	}
+}
