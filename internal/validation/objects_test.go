@@ -117,9 +117,16 @@ func TestCreateConcurrently(t *testing.T) {
 			done <- Create(d)
 		}()
 	}
-	for i := range 8 {
-		if err := <-done; (err != nil) != apierrors.IsInvalid(err) {
-			t.Errorf("result %d: %v", i, err)
+	invalid := 0
+	for range 8 {
+		switch err := <-done; {
+		case apierrors.IsInvalid(err):
+			invalid++
+		case err != nil:
+			t.Errorf("unexpected error: %v", err)
 		}
+	}
+	if invalid != 4 {
+		t.Errorf("%d of 8 refused, want the 4 with a bad container name", invalid)
 	}
 }
