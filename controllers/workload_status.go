@@ -28,9 +28,9 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
-		ws := convoyv1.WorkloadStatus{Name: d.Name, Replicas: ptrOr(d.Spec.Replicas, 1)}
-		ws.Kind = "Deployment"
-		if live := (&appsv1.Deployment{}); conn.Cached(ctx, client.ObjectKeyFromObject(d), live) == nil {
+		ws := convoyv1.WorkloadStatus{Name: d.Name, Kind: "Deployment", Replicas: ptrOr(d.Spec.Replicas, 1)}
+		live := &appsv1.Deployment{}
+		if conn.Cached(ctx, client.ObjectKeyFromObject(d), live) == nil {
 			deploymentStatus(&ws, live)
 		}
 		if podsErr == nil {
@@ -51,8 +51,10 @@ func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1
 		out = append(out, ws)
 	}
 	for _, cj := range desired.CronJobs {
+		// A cron workload is never waited for: between runs there is nothing to become ready.
 		ws := convoyv1.WorkloadStatus{Name: cj.Name, Kind: "CronJob"}
-		if live := (&batchv1.CronJob{}); conn.Cached(ctx, client.ObjectKeyFromObject(cj), live) == nil {
+		live := &batchv1.CronJob{}
+		if conn.Cached(ctx, client.ObjectKeyFromObject(cj), live) == nil {
 			ws.LastScheduleTime, ws.LastSuccessfulTime = live.Status.LastScheduleTime, live.Status.LastSuccessfulTime
 			ws.ActiveJobs = int32(len(live.Status.Active))
 		}

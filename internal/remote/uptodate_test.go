@@ -320,3 +320,27 @@ func TestWantedDigestMemo(t *testing.T) {
 		}
 	}
 }
+
+// Cached ConfigMaps and Secrets keep no data, only the digest the no-op check needs.
+func TestSlimDropsConfigAndSecretData(t *testing.T) {
+	c := testConnection()
+	entry := []metav1.ManagedFieldsEntry{{Manager: convoyv1.FieldOwner, Operation: metav1.ManagedFieldsOperationApply,
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:password":{}}}`)}}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", ManagedFields: entry},
+		Data: map[string][]byte{"password": []byte("s3cret")}, StringData: map[string]string{"x": "y"}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "shop", ManagedFields: entry},
+		Data: map[string]string{"password": "plain"}, BinaryData: map[string][]byte{"b": {1}}}
+	for _, obj := range []client.Object{secret, cm} {
+		cached, err := slimForCache(convoyscheme.New(), c.typeConverter)(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := cached.(client.Object)
+		if d, ok := cachedDigest(o); !ok || d == "" {
+			t.Errorf("%T: no digest on the cached copy", o)
+		}
+	}
+	if secret.Data != nil || secret.StringData != nil || cm.Data != nil || cm.BinaryData != nil {
+		t.Errorf("data kept in the cache: secret %v %v, configmap %v %v", secret.Data, secret.StringData, cm.Data, cm.BinaryData)
+	}
+}
