@@ -140,16 +140,42 @@ var _ = Describe("A whole service in one Project", func() {
 			}, timeout, interval).Should(Succeed())
 		}
 
-		By("a remote edit of a ConfigMap is repaired")
-		Eventually(func(g Gomega) {
-			cm := remote(g, svcA, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "settings"}}).(*corev1.ConfigMap)
-			cm.Data["LOG"] = "debug"
-			g.Expect(svcA.client.Update(ctx, cm)).To(Succeed())
-		}, timeout, interval).Should(Succeed())
-		Eventually(func(g Gomega) {
-			cm := remote(g, svcA, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "settings"}}).(*corev1.ConfigMap)
-			g.Expect(cm.Data).To(HaveKeyWithValue("LOG", "info"))
-		}, timeout, interval).Should(Succeed())
+		By("a remote edit of any of them is repaired")
+		key := metav1.ObjectMeta{Namespace: project.Name, Name: "api"}
+		for _, drift := range []struct {
+			obj      client.Object
+			edit     func(client.Object)
+			repaired func(client.Object) bool
+		}{
+			{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "settings"}},
+				func(o client.Object) { o.(*corev1.ConfigMap).Data["LOG"] = "debug" },
+				func(o client.Object) bool { return o.(*corev1.ConfigMap).Data["LOG"] == "info" }},
+			{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: project.Name, Name: "db"}},
+				func(o client.Object) { o.(*corev1.Secret).Data["password"] = []byte("tampered") },
+				func(o client.Object) bool { return string(o.(*corev1.Secret).Data["password"]) == "rotated" }},
+			{&corev1.ServiceAccount{ObjectMeta: key},
+				func(o client.Object) { o.SetAnnotations(map[string]string{"iam.example/role": "admin"}) },
+				func(o client.Object) bool { return o.GetAnnotations()["iam.example/role"] == "api-eu" }},
+			{&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: key},
+				func(o client.Object) { o.(*autoscalingv2.HorizontalPodAutoscaler).Spec.MaxReplicas = 100 },
+				func(o client.Object) bool { return o.(*autoscalingv2.HorizontalPodAutoscaler).Spec.MaxReplicas == 6 }},
+			{&policyv1.PodDisruptionBudget{ObjectMeta: key},
+				func(o client.Object) {
+					o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable = ptr.To(intstr.FromInt32(5))
+				},
+				func(o client.Object) bool {
+					return o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable.IntValue() == 1
+				}},
+		} {
+			Eventually(func(g Gomega) {
+				o := remote(g, svcA, drift.obj)
+				drift.edit(o)
+				g.Expect(svcA.client.Update(ctx, o)).To(Succeed())
+			}, timeout, interval).Should(Succeed())
+			Eventually(func(g Gomega) {
+				g.Expect(drift.repaired(remote(g, svcA, drift.obj))).To(BeTrue(), "%T repaired", drift.obj)
+			}, timeout, interval).Should(Succeed())
+		}
 
 		By("what the Project no longer wants is pruned")
 		updateProject(project, func(p *convoyv1.Project) {
