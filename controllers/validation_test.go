@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/discovery"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -201,6 +202,27 @@ var _ = Describe("Admission validation", func() {
 			g.Expect(err.Error()).To(ContainSubstring("spec.namespace"))
 			g.Expect(err.Error()).To(ContainSubstring("namespace is immutable"))
 		}, timeout, interval).Should(Succeed())
+	})
+})
+
+var _ = Describe("kubectl names", func() {
+	It("gives convoy's kinds short names no other resource uses", func() {
+		dc, err := discovery.NewDiscoveryClientForConfig(managerCfg)
+		Expect(err).NotTo(HaveOccurred())
+		_, lists, err := dc.ServerGroupsAndResources()
+		Expect(err).NotTo(HaveOccurred())
+		owners := map[string][]string{}
+		for _, list := range lists {
+			for _, r := range list.APIResources {
+				for _, short := range r.ShortNames {
+					owners[short] = append(owners[short], list.GroupVersion+"/"+r.Name)
+				}
+			}
+		}
+		for _, short := range []string{"scl", "proj", "gsp", "llb"} {
+			Expect(owners[short]).To(HaveLen(1), "short name %s: %v", short, owners[short])
+			Expect(owners[short][0]).To(HavePrefix(convoyv1.GroupVersion.String()))
+		}
 	})
 })
 

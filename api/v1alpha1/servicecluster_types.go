@@ -142,11 +142,13 @@ type ServiceClusterStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=sc,categories=convoy
+// +kubebuilder:resource:scope=Cluster,shortName=scl,categories=convoy
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.kubernetesVersion`
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
+// +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.metadata.labels.env`
+// +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.metadata.labels.stage`
 // +kubebuilder:printcolumn:name="Last-Contact",type=date,JSONPath=`.status.lastContactTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceCluster struct {
