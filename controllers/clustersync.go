@@ -12,9 +12,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/engine"
+	"github.com/convoy-dev/convoy/internal/metrics"
 	"github.com/convoy-dev/convoy/internal/remote"
 	"github.com/convoy-dev/convoy/internal/render"
 )
@@ -34,6 +37,8 @@ type clusterSync struct {
 	namespaceRecheck time.Duration
 	// wake asks the Project status controller to aggregate a changed result.
 	wake func(project types.NamespacedName)
+	// events records what changed in each cluster on the Project.
+	events events.EventRecorder
 }
 
 // Sync is the engine's SyncFunc.
@@ -68,6 +73,10 @@ func (s *clusterSync) Sync(ctx context.Context, p engine.Pair) (time.Duration, e
 		return 0, nil // the Project is Stalled and says why
 	default:
 		res.status, syncErr = s.sync(ctx, pi, sc)
+		warnOnNewReason(s.events, pi.project, sc, previous(pi.project, sc.Name), res.status)
+		if queuedAt, ok := s.state.applied(p, res.status.Synced); ok {
+			metrics.Propagation.WithLabelValues(sc.Name).Observe(time.Since(queuedAt).Seconds())
+		}
 	}
 	if s.state.record(p, res) {
 		s.wake(p.Project)
@@ -110,34 +119,42 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 	owner := ownerOf(project)
 	wanted := map[string]bool{}
 	var conflicts, rejected, failures []string
-	var changed bool
+	act := newActivity(sc.Name)
+	defer act.emit(s.events, project, sc, "Applied", "Apply")
 	for _, obj := range desired.All() {
 		id, err := conn.ObjectID(obj)
 		if err != nil {
 			return st, err
 		}
 		wanted[id] = true
-		wrote, err := conn.Apply(ctx, owner, obj)
-		changed = changed || wrote
+		kind := conn.KindOf(obj)
+		write, err := conn.Apply(ctx, owner, obj)
+		if write != remote.NoWrite {
+			act.record(ctx, string(write), kind, obj, whyWritten[write])
+		}
 		var conflict *remote.ConflictError
 		switch {
 		case errors.As(err, &conflict):
 			conflicts = append(conflicts, conflict.Error())
+			act.failed(kind, "conflict")
 		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 			// Retrying cannot help: only a change to the Project (or the cluster) can.
 			rejected = append(rejected, err.Error())
+			act.failed(kind, "rejected")
 		case err != nil:
 			failures = append(failures, err.Error())
+			act.failed(kind, "error")
 		}
 		if err != nil && obj == desired.Namespace {
 			break // nothing can go into a namespace convoy does not hold
 		}
 	}
 	if len(conflicts) == 0 && len(rejected) == 0 && len(failures) == 0 {
-		if err := prune(ctx, conn, owner, project.RemoteNamespace(), wanted); err != nil {
+		if err := prune(ctx, conn, owner, project.RemoteNamespace(), wanted, act); err != nil {
 			failures = append(failures, err.Error())
 		}
 	}
+	changed := len(act.order) > 0
 	var zonesWarning string
 	st.Workloads, zonesWarning = workloadStatuses(ctx, conn, sc, desired)
 	if zonesWarning != "" {
@@ -148,7 +165,8 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 		st.Reason, st.Message = convoyv1.ReasonConflict, strings.Join(conflicts, "; ")
 		return st, nil
 	case len(rejected) > 0:
-		st.Reason, st.Message = convoyv1.ReasonRejected, "The cluster's API server refused the rendered objects; fix the Project: "+strings.Join(rejected, "; ")
+		st.Reason, st.Message = convoyv1.ReasonRejected, "The cluster's API server refused the rendered objects: "+strings.Join(rejected, "; ")+
+			". Fix the Project; or, if someone changed a list key of the object in the cluster (a Service port number), delete the object there and convoy recreates it"
 		return st, nil
 	case len(failures) > 0:
 		st.Reason, st.Message = convoyv1.ReasonApplyFailed, strings.Join(failures, "; ")
@@ -181,7 +199,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 
 // prune deletes what the Project owns in the cluster but no longer wants. It reads the
 // cache: an object the cache has not seen yet is pruned when its event arrives.
-func prune(ctx context.Context, conn *remote.Connection, owner remote.Owner, namespace string, wanted map[string]bool) error {
+func prune(ctx context.Context, conn *remote.Connection, owner remote.Owner, namespace string, wanted map[string]bool, act *activity) error {
 	owned, err := conn.Owned(ctx, owner, namespace)
 	if err != nil {
 		return err
@@ -192,11 +210,31 @@ func prune(ctx context.Context, conn *remote.Connection, owner remote.Owner, nam
 		if err != nil {
 			return err
 		}
-		if !wanted[id] {
-			errs = append(errs, conn.Delete(ctx, obj))
+		if !wanted[id] && obj.GetDeletionTimestamp().IsZero() {
+			errs = append(errs, deleteRecorded(ctx, conn, obj, act, "the Project no longer wants it"))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteRecorded deletes an object convoy owns and records the deletion.
+func deleteRecorded(ctx context.Context, conn *remote.Connection, obj client.Object, act *activity, why string) error {
+	kind := conn.KindOf(obj)
+	if err := conn.Delete(ctx, obj); err != nil {
+		var notEmpty *remote.NamespaceNotEmptyError
+		if !errors.As(err, &notEmpty) { // that one waits for a person, it is no failure
+			act.failed(kind, "error")
+		}
+		return err
+	}
+	act.record(ctx, "delete", kind, obj, why)
+	return nil
+}
+
+// whyWritten says, for the log, what made a write necessary.
+var whyWritten = map[remote.Write]string{
+	remote.Created: "it is not in the cluster",
+	remote.Updated: "fields convoy owns differ: the Project or what it uses changed, or someone edited them in the cluster",
 }
 
 // cleanup removes the Project's objects from a cluster it does not target (any more), or
@@ -232,9 +270,17 @@ func (s *clusterSync) cleanup(ctx context.Context, pi *projectInputs, sc *convoy
 		res.clean = true
 		return res, nil
 	}
+	why := "the Project is deleted"
+	if !pi.deleting() {
+		why = "the Project no longer targets the cluster"
+	}
+	act := newActivity(sc.Name)
+	defer act.emit(s.events, project, sc, "Removed", "Delete")
 	var errs []error
 	for _, obj := range owned {
-		errs = append(errs, conn.Delete(ctx, obj))
+		if obj.GetDeletionTimestamp().IsZero() {
+			errs = append(errs, deleteRecorded(ctx, conn, obj, act, why))
+		}
 	}
 	err = errors.Join(errs...)
 	res.status.Message = fmt.Sprintf("Removing %d objects: %s", len(live(owned)), describe(live(owned), 5))

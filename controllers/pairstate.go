@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,13 +31,29 @@ type pairState struct {
 	mu      sync.RWMutex
 	queued  map[types.NamespacedName]map[string]uint64
 	results map[types.NamespacedName]map[string]pairResult
+	// queuedAt is when a pair was queued for new inputs, until a sync applies them.
+	queuedAt map[engine.Pair]time.Time
 }
 
 func newPairState() *pairState {
 	return &pairState{
-		queued:  map[types.NamespacedName]map[string]uint64{},
-		results: map[types.NamespacedName]map[string]pairResult{},
+		queued:   map[types.NamespacedName]map[string]uint64{},
+		results:  map[types.NamespacedName]map[string]pairResult{},
+		queuedAt: map[engine.Pair]time.Time{},
 	}
+}
+
+// applied reports, once, when a pair that a sync just found synced was queued for the
+// inputs it now holds.
+func (s *pairState) applied(p engine.Pair, synced bool) (time.Time, bool) {
+	if !synced {
+		return time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.queuedAt[p]
+	delete(s.queuedAt, p)
+	return t, ok
 }
 
 // markQueued records the inputs a pair is queued for and reports whether they are new.
@@ -52,6 +69,9 @@ func (s *pairState) markQueued(p engine.Pair, inputsHash uint64) bool {
 		return false
 	}
 	m[p.Cluster] = inputsHash
+	if _, waiting := s.queuedAt[p]; !waiting {
+		s.queuedAt[p] = time.Now() // a change queued before the last one was applied counts from the first
+	}
 	return true
 }
 
@@ -82,12 +102,16 @@ func (s *pairState) forgetCluster(p engine.Pair) {
 	defer s.mu.Unlock()
 	delete(s.queued[p.Project], p.Cluster)
 	delete(s.results[p.Project], p.Cluster)
+	delete(s.queuedAt, p)
 }
 
 // forgetProject drops everything known of a Project that is gone.
 func (s *pairState) forgetProject(project types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for cluster := range s.queued[project] {
+		delete(s.queuedAt, engine.Pair{Project: project, Cluster: cluster})
+	}
 	delete(s.queued, project)
 	delete(s.results, project)
 }

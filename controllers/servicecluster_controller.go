@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -20,6 +21,7 @@ import (
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/engine"
+	"github.com/convoy-dev/convoy/internal/metrics"
 	"github.com/convoy-dev/convoy/internal/remote"
 )
 
@@ -36,12 +38,15 @@ type ServiceClusterReconciler struct {
 	Queues *engine.Queues
 	// DeletionRecheck is how often a ServiceCluster being deleted checks for remaining objects.
 	DeletionRecheck time.Duration
+	// Events records the cluster's state changes on the ServiceCluster.
+	Events events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=convoy.dev,resources=serviceclusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile registers and reports one ServiceCluster. Its status is patched once, at the end.
 func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
@@ -54,6 +59,7 @@ func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	before := sc.Status.DeepCopy()
 	defer func() {
+		r.reportState(sc, before)
 		err = errors.Join(err, r.patchStatus(ctx, sc, before))
 	}()
 	if !sc.DeletionTimestamp.IsZero() {
@@ -77,6 +83,32 @@ func (r *ServiceClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		reportHealth(sc, h)
 	}
 	return ctrl.Result{}, nil
+}
+
+// reportState exports the cluster's state as metrics and sends an Event when its Ready
+// condition changed (status or reason): Connected, Unreachable, Unauthorized, and so on.
+func (r *ServiceClusterReconciler) reportState(sc *convoyv1.ServiceCluster, before *convoyv1.ServiceClusterStatus) {
+	ready := meta.FindStatusCondition(sc.Status.Conditions, convoyv1.ReadyCondition)
+	if ready == nil {
+		return
+	}
+	value := 0.0
+	if ready.Status == metav1.ConditionTrue {
+		value = 1
+	}
+	metrics.ClusterReady.WithLabelValues(sc.Name).Set(value)
+	if sc.Status.LastContactTime != nil {
+		metrics.ClusterLastContact.WithLabelValues(sc.Name).Set(float64(sc.Status.LastContactTime.Unix()))
+	}
+	was := meta.FindStatusCondition(before.Conditions, convoyv1.ReadyCondition)
+	if was != nil && was.Status == ready.Status && was.Reason == ready.Reason {
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if ready.Status != metav1.ConditionTrue && ready.Reason != convoyv1.ReasonConnecting {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Events.Eventf(sc, nil, eventType, ready.Reason, "Probe", "%s", truncate(ready.Message, 1024))
 }
 
 // reportHealth writes what the cluster's supervisor observed into the status.
@@ -166,6 +198,7 @@ func (r *ServiceClusterReconciler) patchStatus(ctx context.Context, sc *convoyv1
 func (r *ServiceClusterReconciler) release(name string) {
 	r.Fleet.Unregister(name)
 	r.Queues.RemoveCluster(name)
+	metrics.ForgetCluster(name)
 }
 
 // reconcileDelete holds the finalizer until Projects have pruned everything convoy put into

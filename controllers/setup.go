@@ -60,6 +60,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	results := make(chan event.GenericEvent, 4096)
 	worker := &clusterSync{
 		inputs: in, fleet: cfg.Fleet, state: state, resync: cfg.ResyncPeriod, namespaceRecheck: cfg.NamespaceRecheck,
+		events: mgr.GetEventRecorder("convoy"),
 		wake: func(project types.NamespacedName) {
 			results <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: project.Namespace, Name: project.Name}}}
 		},
@@ -79,6 +80,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Fleet:           cfg.Fleet,
 		Queues:          queues,
 		DeletionRecheck: 5 * time.Second,
+		Events:          mgr.GetEventRecorder("convoy"),
 	}).SetupWithManager(mgr, opts); err != nil {
 		return err
 	}

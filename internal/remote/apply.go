@@ -55,6 +55,15 @@ func (c *Connection) ObjectID(obj client.Object) (string, error) {
 	return gvk.GroupKind().String() + "/" + obj.GetNamespace() + "/" + obj.GetName(), nil
 }
 
+// KindOf is obj's kind, whatever its Go type ("" when the scheme does not know it).
+func (c *Connection) KindOf(obj client.Object) string {
+	gvk, err := apiutil.GVKForObject(obj, c.cluster.GetScheme())
+	if err != nil {
+		return ""
+	}
+	return gvk.Kind
+}
+
 // Owner identifies the Project on whose behalf objects are written.
 type Owner struct {
 	Namespace, Name string
@@ -76,16 +85,28 @@ func ownerOf(obj client.Object) string {
 	return l[convoyv1.ProjectNamespaceLabel] + "/" + l[convoyv1.ProjectNameLabel]
 }
 
+// Write says what an Apply sent.
+type Write string
+
+const (
+	// NoWrite: the live object already held what convoy owns.
+	NoWrite Write = ""
+	// Created: the object did not exist.
+	Created Write = "create"
+	// Updated: fields convoy owns differed (a change of the Project, or a remote edit).
+	Updated Write = "update"
+)
+
 // Apply makes the cluster hold desired, written by server-side apply with field owner convoy.
-// It returns whether a write was sent. No request at all is sent when the live object (read
+// It returns what it sent. No request at all is sent when the live object (read
 // from the cache) already holds exactly what convoy owns: steady state costs nothing. A
 // live object that the Owner does not own gives a *ConflictError and is left untouched.
-func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Object) (bool, error) {
+func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Object) (Write, error) {
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
 	gvk, err := apiutil.GVKForObject(desired, c.cluster.GetScheme())
 	if err != nil {
-		return false, err
+		return NoWrite, err
 	}
 	if gvk.Group == "" && gvk.Kind == "Namespace" {
 		// Claims of a namespace are serialised: check-then-create must not race with
@@ -97,51 +118,53 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 
 	live, err := c.cluster.GetScheme().New(gvk)
 	if err != nil {
-		return false, err
+		return NoWrite, err
 	}
 	liveObj := live.(client.Object)
+	write := Updated
 	switch err := c.cluster.GetCache().Get(ctx, key, liveObj); {
 	case err == nil:
 		if !owner.owns(liveObj) {
-			return false, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(liveObj), ClusterID: c.Name}
+			return NoWrite, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(liveObj), ClusterID: c.Name}
 		}
 		if !liveObj.GetDeletionTimestamp().IsZero() {
-			return false, fmt.Errorf("%s %s in cluster %s is being deleted; convoy recreates it once it is gone", gvk.Kind, key, c.Name)
+			return NoWrite, fmt.Errorf("%s %s in cluster %s is being deleted; convoy recreates it once it is gone", gvk.Kind, key, c.Name)
 		}
 		upToDate, err := c.upToDate(gvk, liveObj, desired)
 		if err != nil {
-			return false, err
+			return NoWrite, err
 		}
 		if upToDate {
-			return false, nil
+			return NoWrite, nil
 		}
 		if err := c.handOverReplicas(ctx, desired); err != nil {
-			return false, err
+			return NoWrite, err
 		}
 	case apierrors.IsNotFound(err):
+		write = Created
 		// The cache only holds convoy-owned objects: ask the API server whether something
 		// else already uses the name.
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(gvk)
 		switch err := c.cluster.GetAPIReader().Get(ctx, key, meta); {
 		case err == nil && !owner.owns(meta):
-			return false, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(meta), ClusterID: c.Name}
+			return NoWrite, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(meta), ClusterID: c.Name}
 		case err != nil && !apierrors.IsNotFound(err):
-			return false, fmt.Errorf("checking %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
+			return NoWrite, fmt.Errorf("checking %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
 		}
 	default:
-		return false, fmt.Errorf("reading %s %s from cache of %s: %w", gvk.Kind, key, c.Name, err)
+		return NoWrite, fmt.Errorf("reading %s %s from cache of %s: %w", gvk.Kind, key, c.Name, err)
 	}
 
 	u, err := applyPayload(desired, gvk)
 	if err != nil {
-		return false, err
+		return NoWrite, err
 	}
 	if err := c.cluster.GetClient().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(convoyv1.FieldOwner), client.ForceOwnership); err != nil {
-		return false, fmt.Errorf("applying %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
+		return NoWrite, fmt.Errorf("applying %s %s in cluster %s: %w", gvk.Kind, key, c.Name, err)
 	}
-	return true, nil
+	return write, nil
 }
 
 // applyPayload converts a typed object into the unstructured apply request. Typed structs

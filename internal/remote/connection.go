@@ -116,6 +116,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 	}
 	answered := &answers{clock: opts.Clock}
 	cfg.Wrap(answered.wrap)
+	cfg.Wrap(timeRequests(name))
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP client for %s: %w", name, err)
