@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/convoy-dev/convoy/controllers"
@@ -20,7 +21,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr string
-		leaderElect                       bool
+		leaderElect, secureMetrics        bool
 		maxConcurrentReconciles           int
 		resyncPeriod                      time.Duration
 		clusterProbeInterval              time.Duration
@@ -37,7 +38,8 @@ func main() {
 		leaderElectionNamespace           string
 		drainHelperImage                  string
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS to identities the manager cluster authorizes for GET /metrics (checked with TokenReview and SubjectAccessReview); false serves plain HTTP to anyone who reaches the port.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address the Go profiling endpoints (/debug/pprof) bind to; \"0\" disables them. Bind to loopback only: profiles reveal memory contents.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election so that only one replica reconciles.")
@@ -73,7 +75,7 @@ func main() {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   controllers.CacheOptions(),
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 metricsOptions(metricsAddr, secureMetrics),
 		HealthProbeBindAddress:  probeAddr,
 		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
@@ -124,4 +126,14 @@ func main() {
 		setupLog.Error(err, "Manager exited with an error")
 		os.Exit(1)
 	}
+}
+
+// metricsOptions serves metrics over HTTPS (a self-signed certificate unless one is mounted)
+// behind controller-runtime's authentication and authorization filter, as current
+// kubebuilder projects do; or over plain HTTP when secure is false.
+func metricsOptions(addr string, secure bool) metricsserver.Options {
+	if !secure {
+		return metricsserver.Options{BindAddress: addr}
+	}
+	return metricsserver.Options{BindAddress: addr, SecureServing: true, FilterProvider: filters.WithAuthenticationAndAuthorization}
 }

@@ -18,16 +18,22 @@ import (
 const maxListedInEvent = 10
 
 // activity is what one pair sync changed in one cluster. Each write or delete is logged and
-// counted as it happens; the sync ends with one Event on the Project for all of them, so a
-// Project's Events read "what did convoy change, where, and when" without one per object.
+// counted as it happens; the sync ends with one Event on the Project per kind of change
+// (Created, Updated, Pruned, Removed) naming the objects, with the ServiceCluster as related
+// object. events.k8s.io aggregates repeats of a reason for the same Project and cluster into
+// a series (a count on the first Event), so a flapping object does not flood the Project;
+// the log has every single write.
 type activity struct {
 	cluster string
-	changes map[string][]string // by verb (created, updated, deleted): "Kind namespace/name"
-	order   []string
+	// deleteReason is the Event reason of deletes: Pruned (no longer wanted) or Removed
+	// (the Project is deleted or no longer targets the cluster).
+	deleteReason string
+	changes      map[string][]string // by Event reason: "Kind namespace/name"
+	order        []string
 }
 
-func newActivity(cluster string) *activity {
-	return &activity{cluster: cluster, changes: map[string][]string{}}
+func newActivity(cluster, deleteReason string) *activity {
+	return &activity{cluster: cluster, deleteReason: deleteReason, changes: map[string][]string{}}
 }
 
 // record logs and counts one write: operation is create, update or delete; why says what
@@ -39,37 +45,39 @@ func (a *activity) record(ctx context.Context, operation, kind string, obj clien
 	}
 	log.FromContext(ctx).Info("Wrote to service cluster", "cluster", a.cluster, "operation", operation, "kind", kind, "object", ref, "why", why)
 	metrics.RemoteWrites.WithLabelValues(a.cluster, kind, operation).Inc()
-	verb := map[string]string{"create": "created", "update": "updated", "delete": "deleted"}[operation]
-	if _, seen := a.changes[verb]; !seen {
-		a.order = append(a.order, verb)
+	reason := map[string]string{"create": "Created", "update": "Updated", "delete": a.deleteReason}[operation]
+	if _, seen := a.changes[reason]; !seen {
+		a.order = append(a.order, reason)
 	}
-	a.changes[verb] = append(a.changes[verb], kind+" "+ref)
+	a.changes[reason] = append(a.changes[reason], kind+" "+ref)
 }
+
+// changed reports whether anything was written.
+func (a *activity) changed() bool { return len(a.order) > 0 }
 
 // failed counts a write the cluster did not take.
 func (a *activity) failed(kind, reason string) {
 	metrics.RemoteWriteFailures.WithLabelValues(a.cluster, kind, reason).Inc()
 }
 
-// emit sends one Normal Event on the Project naming what changed, if anything did.
-func (a *activity) emit(recorder events.EventRecorder, project *convoyv1.Project, sc *convoyv1.ServiceCluster, reason, action string) {
-	if len(a.order) == 0 {
-		return
-	}
-	var parts []string
-	for _, verb := range a.order {
-		objs := a.changes[verb]
+// emit sends the Events for what changed.
+func (a *activity) emit(recorder events.EventRecorder, project *convoyv1.Project, sc *convoyv1.ServiceCluster) {
+	for _, reason := range a.order {
+		objs := a.changes[reason]
 		listed := objs
 		if len(listed) > maxListedInEvent {
 			listed = listed[:maxListedInEvent]
 		}
-		part := verb + " " + strings.Join(listed, ", ")
+		note := strings.Join(listed, ", ")
 		if len(objs) > len(listed) {
-			part += fmt.Sprintf(" and %d more", len(objs)-len(listed))
+			note += fmt.Sprintf(" and %d more", len(objs)-len(listed))
 		}
-		parts = append(parts, part)
+		action := "Apply"
+		if reason == a.deleteReason {
+			action = "Delete"
+		}
+		recorder.Eventf(project, sc, corev1.EventTypeNormal, reason, action, "%s: %s", a.cluster, note)
 	}
-	recorder.Eventf(project, sc, corev1.EventTypeNormal, reason, action, "%s: %s", a.cluster, strings.Join(parts, "; "))
 }
 
 // warnOnNewReason sends a Warning Event on the Project when a cluster enters a failed state

@@ -119,8 +119,8 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 	owner := ownerOf(project)
 	wanted := map[string]bool{}
 	var conflicts, rejected, failures []string
-	act := newActivity(sc.Name)
-	defer act.emit(s.events, project, sc, "Applied", "Apply")
+	act := newActivity(sc.Name, "Pruned")
+	defer act.emit(s.events, project, sc)
 	for _, obj := range desired.All() {
 		id, err := conn.ObjectID(obj)
 		if err != nil {
@@ -154,7 +154,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 			failures = append(failures, err.Error())
 		}
 	}
-	changed := len(act.order) > 0
+	changed := act.changed()
 	var zonesWarning string
 	st.Workloads, zonesWarning = workloadStatuses(ctx, conn, sc, desired)
 	if zonesWarning != "" {
@@ -274,8 +274,8 @@ func (s *clusterSync) cleanup(ctx context.Context, pi *projectInputs, sc *convoy
 	if !pi.deleting() {
 		why = "the Project no longer targets the cluster"
 	}
-	act := newActivity(sc.Name)
-	defer act.emit(s.events, project, sc, "Removed", "Delete")
+	act := newActivity(sc.Name, "Removed")
+	defer act.emit(s.events, project, sc)
 	var errs []error
 	for _, obj := range owned {
 		if obj.GetDeletionTimestamp().IsZero() {

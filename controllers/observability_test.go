@@ -71,13 +71,13 @@ var _ = Describe("What convoy did, where people look", func() {
 		Eventually(func(g Gomega) {
 			var applied *eventsv1.Event
 			for _, e := range eventsAbout(g, "Project", ns, project.Name) {
-				if e.Reason == "Applied" {
+				if e.Reason == "Created" {
 					applied = &e
 				}
 			}
-			g.Expect(applied).NotTo(BeNil(), "an Applied Event")
+			g.Expect(applied).NotTo(BeNil(), "a Created Event")
 			g.Expect(applied.Type).To(Equal(corev1.EventTypeNormal))
-			g.Expect(applied.Note).To(HavePrefix("svc-b: created Namespace " + project.Name + ", Deployment " + project.Name + "/api, Service " + project.Name + "/api"))
+			g.Expect(applied.Note).To(Equal("svc-b: Namespace " + project.Name + ", Deployment " + project.Name + "/api, Service " + project.Name + "/api"))
 			g.Expect(applied.Related).NotTo(BeNil())
 			g.Expect(applied.Related.Name).To(Equal("svc-b"))
 			g.Expect(metricValue("convoy_remote_writes_total", map[string]string{"cluster": "svc-b", "kind": "Deployment", "operation": "create"})).To(BeNumerically(">", createsBefore))
@@ -94,9 +94,11 @@ var _ = Describe("What convoy did, where people look", func() {
 		Eventually(func(g Gomega) {
 			notes := []string{}
 			for _, e := range eventsAbout(g, "Project", ns, project.Name) {
-				notes = append(notes, e.Note)
+				if e.Reason == "Updated" {
+					notes = append(notes, e.Note)
+				}
 			}
-			g.Expect(notes).To(ContainElement("svc-b: updated Service " + project.Name + "/api"))
+			g.Expect(notes).To(Equal([]string{"svc-b: Service " + project.Name + "/api"}))
 		}, timeout, interval).Should(Succeed())
 
 		By("a conflict is a Warning, once")
@@ -134,7 +136,22 @@ var _ = Describe("What convoy did, where people look", func() {
 					notes = append(notes, e.Note)
 				}
 			}
-			g.Expect(notes).To(ContainElement(And(HavePrefix("svc-b: deleted "), ContainSubstring("Deployment "+project.Name+"/api"))))
+			g.Expect(notes).To(ContainElement(And(HavePrefix("svc-b: "), ContainSubstring("Deployment "+project.Name+"/api"))))
+		}, timeout, interval).Should(Succeed())
+	})
+
+	It("counts Projects by state", func() {
+		project := newProject(ns, selectNames("no-such-cluster"), workload("api", "registry.example/api:1.0", 1, false))
+		Expect(k8sClient.Create(ctx, project)).To(Succeed())
+		Eventually(func(g Gomega) {
+			var list convoyv1.ProjectList
+			g.Expect(k8sClient.List(ctx, &list)).To(Succeed())
+			total := 0.0
+			for _, state := range []string{"ready", "stalled", "reconciling"} {
+				total += metricValue("convoy_projects", map[string]string{"state": state})
+			}
+			g.Expect(total).To(BeEquivalentTo(len(list.Items)))
+			g.Expect(metricValue("convoy_projects", map[string]string{"state": "stalled"})).To(BeNumerically(">=", 1), "the Project that targets a missing cluster")
 		}, timeout, interval).Should(Succeed())
 	})
 

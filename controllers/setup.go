@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -44,6 +45,11 @@ func CacheOptions() cache.Options {
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), NewInformer: informer.NewSharedIndexInformer}
 }
 
+// The metrics endpoint checks who asks (controller-runtime's authentication and
+// authorization filter).
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // Setup registers every convoy controller and the per-cluster work queues with the manager.
 func Setup(mgr ctrl.Manager, cfg Config) error {
 	if cfg.BatchDelay == 0 {
@@ -64,6 +70,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		wake: func(project types.NamespacedName) {
 			results <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: project.Namespace, Name: project.Name}}}
 		},
+	}
+	if err := ctrlmetrics.Registry.Register(projectCollector{reader: mgr.GetCache()}); err != nil {
+		return err
 	}
 	queues := engine.New(engine.Options{Workers: cfg.ClusterWorkers, Timeout: cfg.SyncTimeout}, worker.Sync)
 	if err := mgr.Add(queues); err != nil {

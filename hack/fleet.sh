@@ -53,7 +53,9 @@ else
   done
 fi
 # Faster than the production defaults so that outages show within seconds.
-MANAGER_FLAGS=(--metrics-bind-address=0 --health-probe-bind-address=0
+# Metrics are served on a reserved loopback port, over HTTPS to authorized identities only,
+# as in production (docs/operations.md).
+MANAGER_FLAGS=(--health-probe-bind-address=0
   --cluster-probe-interval=3s --cluster-failure-threshold=2 --resync-period=1m)
 # Fleets register here so that each one picks kwokctl ports no other fleet has recorded.
 FLEETS_REGISTRY="${XDG_CACHE_HOME:-$HOME/.cache}/convoy/fleets"
@@ -117,20 +119,28 @@ recorded_ports() {
 
 listening_ports() { ss -Hltn | awk '{print $4}' | sed 's/.*://'; }
 
-# Writes six free ports to $FLEET_DIR/ports/<cluster> and a kwokctl configuration using them.
-reserve_ports() {
-  local name="$1"
+# Writes $2 free ports to $FLEET_DIR/ports/$1, one per line, unless it exists.
+pick_ports() {
+  local name="$1" count="$2"
+  [ -s "$FLEET_DIR/ports/$name" ] && return 0
   mkdir -p "$FLEET_DIR/ports" "$FLEETS_REGISTRY"
   (
     flock 8
     used=" $({ recorded_ports; listening_ports; } | sort -u | tr '\n' ' ') "
     picked=()
-    for ((port = 29999; port > 20000 && ${#picked[@]} < 6; port--)); do
+    for ((port = 29999; port > 20000 && ${#picked[@]} < count; port--)); do
       [[ "$used" == *" $port "* ]] || picked+=("$port")
     done
-    [ ${#picked[@]} = 6 ] || { echo "no six free ports between 20000 and 29999" >&2; exit 1; }
+    [ ${#picked[@]} = "$count" ] || { echo "no $count free ports between 20000 and 29999" >&2; exit 1; }
     printf '%s\n' "${picked[@]}" >"$FLEET_DIR/ports/$name"
   ) 8>"$FLEETS_REGISTRY/.lock"
+}
+
+# Writes six free ports to $FLEET_DIR/ports/<cluster> and a kwokctl configuration using them.
+reserve_ports() {
+  local name="$1"
+  rm -f "$FLEET_DIR/ports/$name"
+  pick_ports "$name" 6
   local p
   mapfile -t p <"$FLEET_DIR/ports/$name"
   cat >"$FLEET_DIR/ports/$name.kwokctl.yaml" <<EOF
@@ -251,6 +261,8 @@ manager_flags() {
 start_manager() {
   step "convoy manager (out of cluster; log: $FLEET_DIR/manager.log)"
   manager_flags
+  pick_ports manager-metrics 1
+  MANAGER_FLAGS=("--metrics-bind-address=127.0.0.1:$(cat "$FLEET_DIR/ports/manager-metrics")" "${MANAGER_FLAGS[@]}")
   # Build before stopping the running manager: a tree that does not compile leaves it running.
   go build -o "$FLEET_DIR/bin/convoy-manager.new" .
   stop_manager

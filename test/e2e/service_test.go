@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -112,6 +114,22 @@ var _ = Describe("A whole service on the local fleet", Ordered, func() {
 				g.Expect(pdb.Status.DisruptionsAllowed).To(Equal(int32(1)), c)
 			}).Should(Succeed())
 		}
+	})
+
+	It("tells what it did in every cluster as Events on the Project", func() {
+		Eventually(func(g Gomega) {
+			var list eventsv1.EventList
+			g.Expect(manager.List(ctx, &list, client.InNamespace(project.Namespace))).To(Succeed())
+			applied := map[string]bool{}
+			for _, e := range list.Items {
+				if e.Regarding.Name == project.Name && e.Reason == "Created" && e.Related != nil {
+					applied[e.Related.Name] = applied[e.Related.Name] || strings.Contains(e.Note, "Namespace "+project.Name)
+				}
+			}
+			for _, c := range clusters {
+				g.Expect(applied).To(HaveKeyWithValue(c, true), "a Created Event for %s", c)
+			}
+		}).Should(Succeed())
 	})
 
 	It("rolls the api in every cluster when the Secret changes", func() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,4 +59,14 @@ func (f *Fleet) Kwokctl(ctx context.Context, args ...string) ([]byte, error) {
 		return out, fmt.Errorf("kwokctl %v: %w: %s", args, err, out)
 	}
 	return out, nil
+}
+
+// MetricsURL is where the fleet's convoy manager serves its metrics (HTTPS, authorized
+// identities only).
+func (f *Fleet) MetricsURL() (string, error) {
+	port, err := os.ReadFile(filepath.Join(f.Dir, "ports", "manager-metrics"))
+	if err != nil {
+		return "", fmt.Errorf("the fleet's metrics port: %w (a fleet from an older hack/fleet.sh: restart it with make demo)", err)
+	}
+	return "https://127.0.0.1:" + strings.TrimSpace(string(port)) + "/metrics", nil
 }
