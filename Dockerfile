@@ -12,9 +12,10 @@ COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
+ARG VERSION=devel
 ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
-RUN go build -trimpath -ldflags="-s -w" -o manager . && \
-    go build -trimpath -ldflags="-s -w" -o convoy-drain ./cmd/convoy-drain
+RUN go build -trimpath -ldflags="-s -w -X github.com/convoy-dev/convoy/internal/version.Version=${VERSION}" -o manager . && \
+    go build -trimpath -ldflags="-s -w -X github.com/convoy-dev/convoy/internal/version.Version=${VERSION}" -o convoy-drain ./cmd/convoy-drain
 
 FROM gcr.io/distroless/static:nonroot AS drain
 COPY --from=builder /workspace/convoy-drain /convoy-drain

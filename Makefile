@@ -78,13 +78,17 @@ bench: ## Benchmark convoy on a fleet of its own in .bench (CLUSTERS=5 PROJECTS=
 
 ##@ Build and run
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/convoy-dev/convoy/internal/version.Version=$(VERSION)
+
 .PHONY: build
-build: ## Build the manager binary.
-	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/manager .
+build: ## Build the manager and the drain helper (bin/manager, bin/convoy-drain), stamped with VERSION.
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/convoy-drain ./cmd/convoy-drain
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig (or KUBECONFIG).
-	go run . --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+	go run . --metrics-bind-address=127.0.0.1:8443 --health-probe-bind-address=:8081
 
 .PHONY: install
 install: ## Install the CRDs into the cluster of the current kubeconfig.

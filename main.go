@@ -3,6 +3,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -16,12 +17,14 @@ import (
 	"github.com/convoy-dev/convoy/controllers"
 	"github.com/convoy-dev/convoy/internal/remote"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
+	"github.com/convoy-dev/convoy/internal/version"
 )
 
 func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr string
 		leaderElect, secureMetrics        bool
+		printVersion                      bool
 		maxConcurrentReconciles           int
 		resyncPeriod                      time.Duration
 		clusterProbeInterval              time.Duration
@@ -60,14 +63,20 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Client-side request rate limit towards the manager cluster.")
 	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Client-side request burst towards the manager cluster.")
 	flag.StringVar(&drainHelperImage, "drain-helper-image", "ghcr.io/convoy-dev/convoy-drain:v0.1.0", "Image of convoy-drain, injected for PreStop hooks that need it (a GracefulShutdownPolicy's spec.helperImage wins).")
+	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println(version.String())
+		return
+	}
 
 	logger := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 	setupLog := ctrl.Log.WithName("setup")
+	setupLog.Info("Starting convoy", "version", version.String())
 
 	scheme := convoyscheme.New()
 	restCfg := ctrl.GetConfigOrDie()

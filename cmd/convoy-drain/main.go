@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/convoy-dev/convoy/internal/drain"
+	"github.com/convoy-dev/convoy/internal/version"
 )
 
 func main() {
@@ -32,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: convoy-drain install|wait|http|sleep [flags]")
+		return fmt.Errorf("usage: convoy-drain install|wait|http|sleep|version [flags]")
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -89,6 +90,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("--url is required")
 		}
 		return drain.CallAndWait(ctx, drain.HTTPOptions{URL: *url, RequestTimeout: *timeout, Wait: *wait, Log: out})
+	case "version":
+		fmt.Fprintln(out, version.String())
+		return nil
 	case "sleep":
 		d := fs.Duration("duration", 0, "how long to sleep")
 		if err := fs.Parse(args); err != nil {

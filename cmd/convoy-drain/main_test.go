@@ -88,3 +88,13 @@ func TestWaitBudgetIncludesTheDrainCall(t *testing.T) {
 		t.Errorf("the failed call is not reported:\n%s", out.String())
 	}
 }
+
+func TestVersionCommand(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"version"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) == "" {
+		t.Error("version printed nothing")
+	}
+}
