@@ -391,8 +391,8 @@ up() {
   if [ "$FLEET_SAMPLES" = 0 ]; then
     step "Samples skipped (FLEET_SAMPLES=0)"
   else
-    step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Project (config/samples)"
-    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/gracefulshutdownpolicy-worker.yaml -f config/samples/localityloadbalancing.yaml >/dev/null
+    step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Secret, Project (config/samples)"
+    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/gracefulshutdownpolicy-worker.yaml -f config/samples/localityloadbalancing.yaml -f config/samples/secret.yaml >/dev/null
     kc "$MANAGER" apply --server-side -f config/samples/project.yaml >/dev/null
     wait_for_project default shop
     summary

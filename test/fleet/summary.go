@@ -49,6 +49,10 @@ func Summary(ctx context.Context, f *Fleet, w io.Writer, key client.ObjectKey) e
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\n", st.Name, sc.Spec.Region, st.Reason)
 		}
 		for _, ws := range st.Workloads {
+			if ws.Kind == "CronJob" {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tCronJob\t-\t-\t-\t-\n", st.Name, sc.Spec.Region, st.Reason, ws.Name)
+				continue
+			}
 			live := describeRemote(ctx, remote, project.RemoteNamespace(), ws.Name)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", st.Name, sc.Spec.Region, st.Reason, ws.Name,
 				ws.AvailableReplicas, ws.Replicas, zones(ws), live.preStop, live.grace, live.locality)
