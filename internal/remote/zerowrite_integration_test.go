@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -173,9 +174,10 @@ func TestSamplePoliciesSteadyStateSendsNoWrites(t *testing.T) {
 func createSamples(ctx context.Context, t *testing.T, cl client.Client) (*convoyv1.Project, render.Policies) {
 	t.Helper()
 	gsp, worker, llb, project := &convoyv1.GracefulShutdownPolicy{}, &convoyv1.GracefulShutdownPolicy{}, &convoyv1.LocalityLoadBalancing{}, &convoyv1.Project{}
+	secret := &corev1.Secret{}
 	for file, obj := range map[string]client.Object{
 		"gracefulshutdownpolicy.yaml": gsp, "gracefulshutdownpolicy-worker.yaml": worker,
-		"localityloadbalancing.yaml": llb, "project.yaml": project,
+		"localityloadbalancing.yaml": llb, "secret.yaml": secret, "project.yaml": project,
 	} {
 		readSample(t, file, obj)
 		if err := cl.Create(ctx, obj); err != nil {
@@ -190,6 +192,8 @@ func createSamples(ctx context.Context, t *testing.T, cl client.Client) (*convoy
 		GracefulShutdown:      map[string]*convoyv1.GracefulShutdownPolicy{gsp.Name: gsp, worker.Name: worker},
 		LocalityLoadBalancing: map[string]*convoyv1.LocalityLoadBalancing{llb.Name: llb},
 		DrainHelperImage:      "ghcr.io/convoy-dev/convoy-drain:test",
+		// As read back from the API server, which turned stringData into data.
+		Secrets: map[string]*corev1.Secret{secret.Name: secret},
 		// Two regions: the default failover ring has entries.
 		Regions: []string{"ap-northeast-1", "ap-northeast-2"},
 	}
