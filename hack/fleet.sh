@@ -418,6 +418,10 @@ EOF
 #   while sleep 30; do hack/fleet.sh health; done | tee soak.log
 count_ready() { grep -c '^True$' || true; }
 health() {
+  if [ ! -f "$FLEET_DIR/$MARKER" ]; then
+    echo "$(date +%FT%T) no fleet in $FLEET_DIR"
+    return 1
+  fi
   binaries >/dev/null 2>&1
   # The clusters the fleet was created with, whatever FLEET_SERVICE_CLUSTERS says now.
   [ -s "$FLEET_DIR/service-clusters" ] && mapfile -t SERVICE_CLUSTERS <"$FLEET_DIR/service-clusters"
