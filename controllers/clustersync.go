@@ -127,7 +127,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 			return st, err
 		}
 		wanted[id] = true
-		kind := conn.KindOf(obj)
+		kind := obj.GetObjectKind().GroupVersionKind().Kind // rendered objects carry their kind
 		write, err := conn.Apply(ctx, owner, obj)
 		if write != remote.NoWrite {
 			act.record(ctx, string(write), kind, obj, whyWritten[write])

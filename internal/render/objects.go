@@ -159,7 +159,7 @@ func ForCluster(project *convoyv1.Project, cluster *convoyv1.ServiceCluster, pol
 		}
 		if w.RolloutOnConfigChange == nil || *w.RolloutOnConfigChange {
 			if hash := configHash(&d.Spec.Template.Spec, out.ConfigMaps, out.Secrets, policies.Secrets); hash != "" {
-				d.Spec.Template.Annotations = merged(d.Spec.Template.Annotations, map[string]string{ConfigHashAnnotation: hash})
+				setAnnotation(&d.Spec.Template, ConfigHashAnnotation, hash)
 			}
 		}
 		if w.ServiceAccount != nil {
