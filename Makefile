@@ -27,6 +27,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs and RBAC from the Go
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	go run ./hack/chartgen
 
 .PHONY: fmt
 fmt: ## Run gofmt on the tree.
@@ -38,8 +39,8 @@ vet: ## Run go vet.
 
 .PHONY: verify
 verify: generate ## Fail when generated files are stale, code is not gofmt'ed or go vet complains.
-	@git diff --exit-code -- api config || { echo "Generated files are stale: run 'make generate' and commit the result."; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "Generated files are not committed."; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "Generated files are stale: run 'make generate' and commit the result."; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "Generated files are not committed."; exit 1; }
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$unformatted" || { echo "Not gofmt'ed: $$unformatted"; exit 1; }
 	go vet ./...
 
@@ -82,9 +83,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/convoy-dev/convoy/internal/version.Version=$(VERSION)
 
 .PHONY: build
-build: ## Build the manager and the drain helper (bin/manager, bin/convoy-drain), stamped with VERSION.
+build: ## Build the manager, the drain helper and the CLI (bin/manager, bin/convoy-drain, bin/convoy and bin/kubectl-convoy), stamped with VERSION.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager .
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/convoy-drain ./cmd/convoy-drain
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/convoy ./cmd/convoy
+	ln -sf convoy $(LOCALBIN)/kubectl-convoy
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig (or KUBECONFIG).

@@ -179,6 +179,7 @@ func (r *ServiceClusterReconciler) register(ctx context.Context, sc *convoyv1.Se
 	}
 	err := r.Fleet.Register(sc.Name, remote.Registration{
 		Kubeconfig: data, RecordedID: recorded, AcceptID: sc.Annotations[convoyv1.AcceptClusterIDAnnotation],
+		Scope: sc.Spec.AccessScope,
 	})
 	if errors.Is(err, remote.ErrInvalidKubeconfig) {
 		return &secretError{convoyv1.ReasonInvalidKubeconfig, fmt.Sprintf("Secret %s/%s key %q: %v", ref.Namespace, ref.Name, key, err)}

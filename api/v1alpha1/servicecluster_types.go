@@ -52,7 +52,31 @@ type ServiceClusterSpec struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Zones []string `json:"zones,omitempty"`
+
+	// accessScope says what convoy's identity in the cluster may read, and so how convoy
+	// watches it.
+	// Cluster: the identity may list and watch the kinds convoy writes in every namespace
+	// (label selectors cannot limit RBAC, so that includes every Secret); convoy uses one
+	// watch per kind for the whole cluster.
+	// ManagedNamespaces: the identity holds cluster-wide rights only on namespaces and
+	// nodes, and may bind the ClusterRole convoy-managed-namespace; convoy binds it in each
+	// namespace it creates and watches those namespaces one by one (one watch per kind per
+	// namespace). This is what `convoy join` sets up; see docs/install.md.
+	// +optional
+	// +kubebuilder:default=Cluster
+	AccessScope AccessScope `json:"accessScope,omitempty"`
 }
+
+// AccessScope is how far convoy's identity in a service cluster reaches.
+// +kubebuilder:validation:Enum=Cluster;ManagedNamespaces
+type AccessScope string
+
+const (
+	// AccessScopeCluster: cluster-wide list and watch of the kinds convoy writes.
+	AccessScopeCluster AccessScope = "Cluster"
+	// AccessScopeManagedNamespaces: rights only in the namespaces convoy created.
+	AccessScopeManagedNamespaces AccessScope = "ManagedNamespaces"
+)
 
 // ClusterCapabilities are features discovered from the service cluster's API server.
 type ClusterCapabilities struct {

@@ -113,7 +113,17 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 		// another Project claiming the same name.
 		c.namespaceMu.Lock()
 		defer c.namespaceMu.Unlock()
+		write, err := c.apply(ctx, owner, gvk, desired)
+		if err != nil {
+			return write, err
+		}
+		// Nothing can go into the namespace before convoy may write there.
+		return write, c.grantAccess(ctx, desired)
 	}
+	return c.apply(ctx, owner, gvk, desired)
+}
+
+func (c *Connection) apply(ctx context.Context, owner Owner, gvk schema.GroupVersionKind, desired client.Object) (Write, error) {
 	key := client.ObjectKeyFromObject(desired)
 
 	live, err := c.cluster.GetScheme().New(gvk)
@@ -122,7 +132,7 @@ func (c *Connection) Apply(ctx context.Context, owner Owner, desired client.Obje
 	}
 	liveObj := live.(client.Object)
 	write := Updated
-	switch err := c.cluster.GetCache().Get(ctx, key, liveObj); {
+	switch err := c.cache().Get(ctx, key, liveObj); {
 	case err == nil:
 		if !owner.owns(liveObj) {
 			return NoWrite, &ConflictError{GVK: gvk, Key: key, OwnedBy: ownerOf(liveObj), ClusterID: c.Name}

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,6 +79,11 @@ type Connection struct {
 	// namespaceMu serialises namespace claims so that two Projects asking for the same
 	// remote namespace cannot both win.
 	namespaceMu sync.Mutex
+
+	// With AccessScopeManagedNamespaces: the caches of convoy's namespaces (nil otherwise),
+	// and who convoy is in the cluster (the subject of its RoleBindings).
+	namespaces *namespaceCaches
+	self       rbacv1.Subject
 }
 
 func (c *Connection) stop() { c.cancel() }
@@ -85,7 +92,17 @@ func (c *Connection) stop() { c.cancel() }
 // connection is used only once they have: a cache that has not caught up must not decide
 // what to apply or prune.
 func (c *Connection) waitForCaches(ctx context.Context) bool {
-	return c.cluster.GetCache().WaitForCacheSync(ctx)
+	if !c.cluster.GetCache().WaitForCacheSync(ctx) {
+		return false
+	}
+	if c.namespaces == nil {
+		return true
+	}
+	if err := c.openManagedNamespaces(ctx); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot open convoy's namespaces", "ServiceCluster", c.Name)
+		return false
+	}
+	return true
 }
 
 // bounded limits one request (or a short sequence of them) to the cluster.
@@ -106,7 +123,7 @@ func (c *Connection) Identity() ProbeResult { return c.identity }
 // convoy's objects, started; the supervisor waits for them to sync. Every step is bounded by ctx or by a client timeout: a cluster that
 // accepts connections and never answers costs at most the connect timeout, and only to the
 // cluster's own supervisor.
-func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, typeConverter managedfields.TypeConverter,
+func dial(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.AccessScope, opts Options, typeConverter managedfields.TypeConverter,
 	onChange func(project types.NamespacedName)) (*Connection, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "convoy"
@@ -130,25 +147,15 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP client for %s: %w", name, err)
 	}
-	owned := labels.SelectorFromSet(labels.Set{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
 	cl, err := cluster.New(cfg, func(o *cluster.Options) {
 		o.Scheme = opts.Scheme
 		o.HTTPClient = httpClient
 		o.MapperProvider = func(c *rest.Config, _ *http.Client) (meta.RESTMapper, error) {
 			return apiutil.NewDynamicRESTMapper(c, boundedHTTP)
 		}
-		o.Cache.DefaultLabelSelector = owned
-		o.Cache.DefaultTransform = slimForCache(opts.Scheme, typeConverter)
-		// A cluster back from a blip shorter than the breaker's threshold keeps its caches:
-		// they must resume within seconds, not after client-go's reflector backoff.
-		o.Cache.NewInformer = informer.NewSharedIndexInformer
-		o.Cache.ByObject = map[client.Object]cache.ByObject{
-			// Pods of convoy's Deployments carry its labels; only where they run and why
-			// they are not ready is kept.
-			&corev1.Pod{}: {Transform: podForStatus},
-			// Nodes are not convoy's: every node is read for its zone label and kubelet version.
-			&corev1.Node{}: {Label: labels.Everything(), Transform: nodeZoneAndKubelet},
-		}
+		o.Cache = cacheOptions(opts, typeConverter)
+		// Nodes are not convoy's: every node is read for its zone label and kubelet version.
+		o.Cache.ByObject[&corev1.Node{}] = cache.ByObject{Label: labels.Everything(), Transform: nodeZoneAndKubelet}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building client for %s: %w", name, err)
@@ -181,37 +188,63 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		answered:       answered,
 		cancel:         cancel,
 	}
+	namespaced := scope == convoyv1.AccessScopeManagedNamespaces
 	// Pods and nodes only feed pods-per-zone status: a cluster whose convoy identity may not
 	// read them still gets its objects, and the status says what is missing.
-	if err := canReadPlacement(ctx, cl.GetAPIReader(), name, opts.RequestTimeout); apierrors.IsForbidden(err) {
+	if err := canReadPlacement(ctx, cl.GetAPIReader(), name, !namespaced, opts.RequestTimeout); apierrors.IsForbidden(err) {
 		conn.placementErr = err
 	} else if err != nil {
 		cancel()
 		return nil, err
 	}
-	handlers := map[client.Object]toolscache.ResourceEventHandler{}
-	for _, obj := range watchedTypes(conn.drVersion) {
-		handlers[obj] = projectEventHandler(onChange, nil)
+	// What every cache (the cluster's, or a namespace's) watches, with its handler.
+	namespacedHandlers := handlers{}
+	for _, obj := range namespacedWatchedTypes(conn.drVersion) {
+		namespacedHandlers[obj] = []toolscache.ResourceEventHandler{projectEventHandler(onChange, nil)}
 	}
 	if conn.placementErr == nil {
-		handlers[&corev1.Pod{}] = projectEventHandler(onChange, podChanged)
-		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
-		handlers[&corev1.Node{}] = nil
+		namespacedHandlers[&corev1.Pod{}] = []toolscache.ResourceEventHandler{projectEventHandler(onChange, podChanged)}
 	}
-	for obj, handler := range handlers {
-		// GetInformer maps the kind through discovery: bounded by ctx and the mapper's client.
-		inf, err := cl.GetCache().GetInformer(ctx, obj)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("watching %T in %s: %w", obj, name, err)
-		}
-		if handler == nil {
-			continue
-		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
+	clusterHandlers := handlers{
+		&corev1.Namespace{}: {projectEventHandler(onChange, nil)},
+	}
+	if conn.placementErr == nil {
+		// Node changes do not wake Projects: zone counts follow pod events and resyncs.
+		clusterHandlers[&corev1.Node{}] = nil
+	}
+	if namespaced {
+		if conn.self, err = whoAmI(ctx, cl.GetClient()); err != nil {
 			cancel()
 			return nil, err
 		}
+		conn.namespaces = &namespaceCaches{byName: map[string]*namespaceCache{}}
+		clusterHandlers[&corev1.Namespace{}] = append(clusterHandlers[&corev1.Namespace{}], conn.namespaces.closeWhenGone())
+		// A deleted or changed RoleBinding wakes its Project, whose sync binds again.
+		namespacedHandlers[&rbacv1.RoleBinding{}] = []toolscache.ResourceEventHandler{projectEventHandler(onChange, nil)}
+		conn.namespaces.open = func(cacheCtx context.Context, namespace string) (cache.Cache, error) {
+			o := cacheOptions(opts, typeConverter)
+			o.HTTPClient, o.Scheme, o.Mapper = httpClient, opts.Scheme, cl.GetRESTMapper()
+			o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+			c, err := cache.New(cfg, o)
+			if err != nil {
+				return nil, err
+			}
+			if err := namespacedHandlers.watch(cacheCtx, c); err != nil {
+				return nil, fmt.Errorf("watching namespace %s in %s: %w", namespace, name, err)
+			}
+			go func() {
+				if err := c.Start(cacheCtx); err != nil {
+					log.FromContext(ctx).Error(err, "Remote namespace cache stopped", "ServiceCluster", name, "Namespace", namespace)
+				}
+			}()
+			return c, nil
+		}
+	} else {
+		maps.Copy(clusterHandlers, namespacedHandlers)
+	}
+	if err := clusterHandlers.watch(ctx, cl.GetCache()); err != nil {
+		cancel()
+		return nil, fmt.Errorf("watching %s: %w", name, err)
 	}
 	go func() {
 		if err := cl.Start(runCtx); err != nil {
@@ -219,6 +252,43 @@ func dial(ctx context.Context, name string, cfg *rest.Config, opts Options, type
 		}
 	}()
 	return conn, nil
+}
+
+// cacheOptions are the options of every cache of a connection: convoy's objects only,
+// slimmed, with informers that ride out short outages.
+func cacheOptions(opts Options, typeConverter managedfields.TypeConverter) cache.Options {
+	return cache.Options{
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}),
+		DefaultTransform:     slimForCache(opts.Scheme, typeConverter),
+		// A cluster back from a blip shorter than the breaker's threshold keeps its caches:
+		// they must resume within seconds, not after client-go's reflector backoff.
+		NewInformer: informer.NewSharedIndexInformer,
+		ByObject: map[client.Object]cache.ByObject{
+			// Pods of convoy's Deployments carry its labels; only where they run and why
+			// they are not ready is kept.
+			&corev1.Pod{}: {Transform: podForStatus},
+		},
+	}
+}
+
+// handlers are the kinds a cache watches, each with its event handlers (possibly none).
+type handlers map[client.Object][]toolscache.ResourceEventHandler
+
+// watch starts an informer in c for each kind and adds its handlers. GetInformer maps the
+// kind through discovery: bounded by ctx and the mapper's client.
+func (hs handlers) watch(ctx context.Context, c cache.Cache) error {
+	for obj, handlers := range hs {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+		for _, h := range handlers {
+			if _, err := inf.AddEventHandler(h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // projectEventHandler turns any change of a convoy-owned object into a call of onChange with

@@ -96,6 +96,8 @@ type Registration struct {
 	RecordedID string
 	// AcceptID is a kube-system UID a person has accepted as the registration's new cluster.
 	AcceptID string
+	// Scope is what convoy's identity may read there; a change replaces the connection.
+	Scope convoyv1.AccessScope
 }
 
 // Fleet is the connection manager: one supervisor per ServiceCluster connects off the
@@ -107,7 +109,7 @@ type Fleet struct {
 	typeConverter managedfields.TypeConverter
 	changes       chan event.GenericEvent
 	// dial builds a link to a cluster; tests replace it.
-	dial func(ctx context.Context, name string, cfg *rest.Config) (link, error)
+	dial func(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.AccessScope) (link, error)
 
 	mu          sync.RWMutex
 	supervisors map[string]*supervisor
@@ -143,8 +145,8 @@ func NewFleet(opts Options) *Fleet {
 		conns:         map[string]link{},
 		claims:        map[string]string{},
 	}
-	f.dial = func(ctx context.Context, name string, cfg *rest.Config) (link, error) {
-		return dial(ctx, name, cfg, f.opts, f.typeConverter, func(project types.NamespacedName) {
+	f.dial = func(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.AccessScope) (link, error) {
+		return dial(ctx, name, cfg, scope, f.opts, f.typeConverter, func(project types.NamespacedName) {
 			if f.opts.OnObjectChange != nil {
 				f.opts.OnObjectChange(name, project)
 			}
@@ -197,7 +199,7 @@ func (f *Fleet) Health(name string) (Health, bool) {
 // used before its identity has been verified again. A kubeconfig convoy refuses returns an
 // error wrapping ErrInvalidKubeconfig.
 func (f *Fleet) Register(name string, reg Registration) error {
-	sum := sha256.Sum256(reg.Kubeconfig)
+	sum := sha256.Sum256(append([]byte(reg.Scope+"\n"), reg.Kubeconfig...))
 	hash := hex.EncodeToString(sum[:])
 	cfg, cfgErr := RESTConfigFromKubeconfig(reg.Kubeconfig)
 

@@ -75,7 +75,7 @@ func fakeFleet(th Thresholds) (*Fleet, *clocktesting.FakeClock, map[string]*fake
 	f := NewFleet(Options{ProbeInterval: 10 * time.Second, MaxBackoff: 10 * time.Second, Thresholds: th, Clock: clk})
 	links := map[string]*fakeLink{}
 	var mu sync.Mutex
-	f.dial = func(_ context.Context, name string, _ *rest.Config) (link, error) {
+	f.dial = func(_ context.Context, name string, _ *rest.Config, _ convoyv1.AccessScope) (link, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		l := links[name]

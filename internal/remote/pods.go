@@ -125,7 +125,7 @@ func (c *Connection) WorkloadPods(ctx context.Context, namespace string, selecto
 		return nil, c.placementErr
 	}
 	var pods corev1.PodList
-	if err := c.cluster.GetCache().List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
+	if err := c.cache().List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabels(selector)); err != nil {
 		return nil, fmt.Errorf("listing pods in %s/%s: %w", c.Name, namespace, err)
 	}
 	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })

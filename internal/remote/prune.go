@@ -37,7 +37,7 @@ func (e *NamespaceNotEmptyError) Error() string {
 // so its cost grows with the Project, not with the fleet. A cache can lag behind the
 // cluster; callers that conclude "nothing is left" from an empty answer use OwnedLive.
 func (c *Connection) Owned(ctx context.Context, owner Owner, namespace string) ([]client.Object, error) {
-	return c.owned(ctx, c.cluster.GetCache(), owner, namespace)
+	return c.owned(ctx, c.cache(), owner, namespace)
 }
 
 // OwnedLive is Owned read from the API server instead of the cache.
@@ -48,21 +48,29 @@ func (c *Connection) OwnedLive(ctx context.Context, owner Owner, namespace strin
 }
 
 func (c *Connection) owned(ctx context.Context, reader client.Reader, owner Owner, namespace string) ([]client.Object, error) {
-	objs, err := c.listOwned(ctx, reader, namespace, client.MatchingLabels{
+	ns := &corev1.Namespace{}
+	err := reader.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading namespace %s in %s: %w", namespace, c.Name, err)
+	}
+	found := err == nil
+	var objs []client.Object
+	if found && owner.owns(ns) {
+		objs = append(objs, ns)
+	}
+	if c.namespaces != nil && !(found && ns.DeletionTimestamp.IsZero() && ns.Labels[convoyv1.ManagedByLabel] == convoyv1.ManagedByValue) {
+		// Convoy has rights only in its own namespaces. One that is gone or going takes
+		// its contents with it; in any other convoy cannot have written anything.
+		return objs, nil
+	}
+	contents, err := c.listOwned(ctx, reader, namespace, client.MatchingLabels{
 		convoyv1.ProjectNamespaceLabel: owner.Namespace,
 		convoyv1.ProjectNameLabel:      owner.Name,
 	})
 	if err != nil {
 		return nil, err
 	}
-	ns := &corev1.Namespace{}
-	switch err := reader.Get(ctx, client.ObjectKey{Name: namespace}, ns); {
-	case err == nil && owner.owns(ns):
-		objs = append([]client.Object{ns}, objs...)
-	case err != nil && !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("reading namespace %s in %s: %w", namespace, c.Name, err)
-	}
-	return objs, nil
+	return append(objs, contents...), nil
 }
 
 // OwnedByAnyoneLive lists every convoy-owned object in this cluster, read from the API server.
@@ -73,12 +81,25 @@ func (c *Connection) OwnedByAnyoneLive(ctx context.Context) ([]client.Object, er
 	if err := c.cluster.GetAPIReader().List(ctx, namespaces, client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}); err != nil {
 		return nil, fmt.Errorf("listing owned namespaces in %s: %w", c.Name, err)
 	}
-	objs, err := c.listOwned(ctx, c.cluster.GetAPIReader(), "", client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
-	if err != nil {
-		return nil, err
+	owned := client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}
+	var objs []client.Object
+	if c.namespaces == nil {
+		var err error
+		if objs, err = c.listOwned(ctx, c.cluster.GetAPIReader(), "", owned); err != nil {
+			return nil, err
+		}
 	}
 	for i := range namespaces.Items {
-		objs = append(objs, &namespaces.Items[i])
+		ns := &namespaces.Items[i]
+		if c.namespaces != nil && ns.DeletionTimestamp.IsZero() {
+			// Convoy may list only in its own namespaces, one by one.
+			contents, err := c.listOwned(ctx, c.cluster.GetAPIReader(), ns.Name, owned)
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, contents...)
+		}
+		objs = append(objs, ns)
 	}
 	return objs, nil
 }
@@ -246,5 +267,5 @@ func unownedOf(objects []namespacedObject) []namespacedObject {
 
 // Cached reads a convoy-owned object from the cache, slimmed as slimForCache leaves it.
 func (c *Connection) Cached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
-	return c.cluster.GetCache().Get(ctx, key, obj)
+	return c.cache().Get(ctx, key, obj)
 }

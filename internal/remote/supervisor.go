@@ -77,7 +77,7 @@ func (s *supervisor) step(ctx context.Context) time.Duration {
 	logger := log.FromContext(ctx).WithValues("ServiceCluster", s.name)
 	if s.link == nil {
 		dialCtx, cancel := context.WithTimeoutCause(ctx, opts.ConnectTimeout, errConnectTimeout)
-		l, err := s.fleet.dial(dialCtx, s.name, s.cfg)
+		l, err := s.fleet.dial(dialCtx, s.name, s.cfg, s.reg.Scope)
 		cancel()
 		if err != nil {
 			s.health = s.health.afterFailure(err, opts.Thresholds)

@@ -43,11 +43,12 @@ func oldestKubelet(nodes []corev1.Node) (*version.Version, bool) {
 	return oldest, oldest != nil
 }
 
-// canReadPlacement checks that convoy may list nodes and its pods in the cluster, which
-// older convoy versions did not need: without this check a missing permission would stall
-// the cache sync and cost the whole cluster. A Forbidden answer is returned wrapped, so
+// canReadPlacement checks that convoy may list nodes and (podsClusterWide) its pods in the
+// cluster; with AccessScopeManagedNamespaces pods are read per namespace, where convoy's
+// role grants it. Older convoy versions did not need these rights, and without this check a
+// missing permission would stall the cache sync and cost the whole cluster. A Forbidden answer is returned wrapped, so
 // apierrors.IsForbidden tells it apart from a cluster that did not answer.
-func canReadPlacement(ctx context.Context, reader client.Reader, cluster string, timeout time.Duration) error {
+func canReadPlacement(ctx context.Context, reader client.Reader, cluster string, podsClusterWide bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	checks := []struct {
@@ -58,6 +59,9 @@ func canReadPlacement(ctx context.Context, reader client.Reader, cluster string,
 		{"nodes", &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "NodeList"}}, nil},
 		{"pods", &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}},
 			[]client.ListOption{client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}}},
+	}
+	if !podsClusterWide {
+		checks = checks[:1]
 	}
 	for _, c := range checks {
 		if err := reader.List(ctx, c.list, append(c.opts, client.Limit(1))...); err != nil {

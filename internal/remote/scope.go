@@ -1,0 +1,281 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/access"
+)
+
+// With AccessScopeManagedNamespaces, convoy's identity may read namespaced kinds only in the
+// namespaces convoy created, where it binds access.NamespaceClusterRole itself. So the
+// connection's cluster-wide cache holds only Namespaces and Nodes, and each of convoy's
+// namespaces gets a cache of its own, opened once convoy's RoleBinding is there and closed
+// when the namespace goes. Reads are routed by namespace (scopedReader).
+
+// namespaceCaches are a connection's per-namespace caches.
+type namespaceCaches struct {
+	mu     sync.Mutex
+	byName map[string]*namespaceCache
+	// open builds and starts a cache of namespace; it returns without waiting for the sync.
+	open func(ctx context.Context, namespace string) (cache.Cache, error)
+}
+
+type namespaceCache struct {
+	cache  cache.Cache
+	cancel context.CancelFunc
+	synced bool
+}
+
+// ready returns the namespace's cache once it has synced, nil otherwise.
+func (n *namespaceCaches) ready(namespace string) cache.Cache {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nc := n.byName[namespace]; nc != nil && nc.synced {
+		return nc.cache
+	}
+	return nil
+}
+
+// ensure opens the namespace's cache if needed and waits, bounded by ctx, for its sync.
+func (n *namespaceCaches) ensure(ctx, runCtx context.Context, namespace string) error {
+	n.mu.Lock()
+	nc := n.byName[namespace]
+	if nc == nil {
+		cacheCtx, cancel := context.WithCancel(runCtx)
+		c, err := n.open(cacheCtx, namespace)
+		if err != nil {
+			cancel()
+			n.mu.Unlock()
+			return err
+		}
+		nc = &namespaceCache{cache: c, cancel: cancel}
+		n.byName[namespace] = nc
+	}
+	synced := nc.synced
+	n.mu.Unlock()
+	if synced {
+		return nil
+	}
+	if !nc.cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("convoy's caches of namespace %s did not sync: %w", namespace, context.Cause(ctx))
+	}
+	n.mu.Lock()
+	nc.synced = true
+	n.mu.Unlock()
+	return nil
+}
+
+// close stops the namespace's cache: the namespace is gone or going, and so are convoy's
+// rights in it.
+func (n *namespaceCaches) close(namespace string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nc := n.byName[namespace]; nc != nil {
+		nc.cancel()
+		delete(n.byName, namespace)
+	}
+}
+
+// closeWhenGone is the Namespace event handler that closes a namespace's cache once the
+// namespace is terminating, gone, or no longer convoy's.
+func (n *namespaceCaches) closeWhenGone() toolscache.ResourceEventHandler {
+	check := func(obj any, deleted bool) {
+		if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		ns, ok := obj.(client.Object)
+		if !ok {
+			return
+		}
+		if deleted || !ns.GetDeletionTimestamp().IsZero() || ns.GetLabels()[convoyv1.ManagedByLabel] != convoyv1.ManagedByValue {
+			n.close(ns.GetName())
+		}
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) { check(obj, false) },
+		DeleteFunc: func(obj any) { check(obj, true) },
+	}
+}
+
+// scopedReader reads cluster-scoped kinds from the cluster-wide cache and namespaced kinds
+// from their namespace's cache. A namespace without a synced cache holds nothing convoy
+// can see yet: Get answers NotFound and List nothing, so callers fall back to the API
+// server (Apply) or find nothing to prune.
+type scopedReader struct {
+	cluster    cache.Cache
+	namespaces *namespaceCaches
+}
+
+func (r scopedReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if key.Namespace == "" {
+		return r.cluster.Get(ctx, key, obj, opts...)
+	}
+	c := r.namespaces.ready(key.Namespace)
+	if c == nil {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: fmt.Sprintf("%T", obj)}, key.Name)
+	}
+	return c.Get(ctx, key, obj, opts...)
+}
+
+func (r scopedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	if lo.Namespace == "" {
+		switch list.(type) {
+		case *corev1.NodeList, *corev1.NamespaceList:
+			return r.cluster.List(ctx, list, opts...)
+		}
+		return fmt.Errorf("listing %T in every namespace: convoy's identity may read only its own namespaces (accessScope %s)", list, convoyv1.AccessScopeManagedNamespaces)
+	}
+	c := r.namespaces.ready(lo.Namespace)
+	if c == nil {
+		return nil
+	}
+	return c.List(ctx, list, opts...)
+}
+
+// cache is where the connection reads convoy's objects from.
+func (c *Connection) cache() client.Reader {
+	if c.namespaces == nil {
+		return c.cluster.GetCache()
+	}
+	return scopedReader{cluster: c.cluster.GetCache(), namespaces: c.namespaces}
+}
+
+// whoAmI asks the cluster who convoy's credentials authenticate as.
+func whoAmI(ctx context.Context, cl client.Client) (rbacv1.Subject, error) {
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := cl.Create(ctx, review); err != nil {
+		return rbacv1.Subject{}, fmt.Errorf("asking the cluster who convoy is (SelfSubjectReview): %w", err)
+	}
+	if review.Status.UserInfo.Username == "" {
+		return rbacv1.Subject{}, errors.New("the cluster did not say who convoy is (SelfSubjectReview without a user name)")
+	}
+	return access.Subject(review.Status.UserInfo.Username), nil
+}
+
+// grantAccess makes sure convoy may read and write in namespace, one of its own, and that
+// the namespace's cache is open: it binds access.NamespaceClusterRole there unless the
+// binding is known to be in place. Only with AccessScopeManagedNamespaces.
+func (c *Connection) grantAccess(ctx context.Context, namespace client.Object) error {
+	if c.namespaces == nil {
+		return nil
+	}
+	ns := namespace.GetName()
+	want := access.RoleBinding(ns, c.self, ownershipLabels(namespace.GetLabels()))
+	if nc := c.namespaces.ready(ns); nc != nil {
+		have := &rbacv1.RoleBinding{}
+		if err := nc.Get(ctx, client.ObjectKeyFromObject(want), have); err == nil && bindingHolds(have, want) {
+			return nil
+		}
+	}
+	if err := c.bind(ctx, want); err != nil {
+		return err
+	}
+	return c.namespaces.ensure(ctx, c.runCtx, ns)
+}
+
+// openManagedNamespaces opens the caches of convoy's namespaces when a connection starts,
+// binding convoy's role where the binding is missing (it may have been deleted, or the
+// cluster used AccessScopeCluster before). A namespace that fails is logged and left to
+// its Project's next sync, which reports the failure; it does not keep the cluster down.
+func (c *Connection) openManagedNamespaces(ctx context.Context) error {
+	var namespaces corev1.NamespaceList
+	if err := c.cluster.GetCache().List(ctx, &namespaces); err != nil {
+		return fmt.Errorf("listing convoy's namespaces in %s: %w", c.Name, err)
+	}
+	for i := range namespaces.Items {
+		ns := &namespaces.Items[i]
+		if !ns.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if err := c.openNamespace(ctx, ns); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			log.FromContext(ctx).Error(err, "Cannot open convoy's namespace", "ServiceCluster", c.Name, "Namespace", ns.Name)
+		}
+	}
+	return nil
+}
+
+func (c *Connection) openNamespace(ctx context.Context, ns *corev1.Namespace) error {
+	want := access.RoleBinding(ns.Name, c.self, ownershipLabels(ns.Labels))
+	have := &rbacv1.RoleBinding{}
+	reqCtx, cancel := c.bounded(ctx)
+	err := c.cluster.GetAPIReader().Get(reqCtx, client.ObjectKeyFromObject(want), have)
+	cancel()
+	switch {
+	case err == nil && bindingHolds(have, want):
+	case err == nil || apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
+		// Forbidden: without the binding convoy cannot even read it.
+		if err := c.bind(ctx, want); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("reading convoy's RoleBinding in namespace %s of %s: %w", ns.Name, c.Name, err)
+	}
+	return c.namespaces.ensure(ctx, c.runCtx, ns.Name)
+}
+
+// bind applies convoy's RoleBinding.
+func (c *Connection) bind(ctx context.Context, rb *rbacv1.RoleBinding) error {
+	reqCtx, cancel := c.bounded(ctx)
+	defer cancel()
+	u, err := applyPayload(rb, rbacv1.SchemeGroupVersion.WithKind("RoleBinding"))
+	if err != nil {
+		return err
+	}
+	if err := c.cluster.GetClient().Apply(reqCtx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(convoyv1.FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("binding ClusterRole %s in namespace %s of cluster %s (did `convoy join` set this cluster up? see docs/install.md): %w",
+			access.NamespaceClusterRole, rb.Namespace, c.Name, err)
+	}
+	log.FromContext(ctx).Info("Bound convoy's role in its namespace", "ServiceCluster", c.Name, "Namespace", rb.Namespace,
+		"ClusterRole", access.NamespaceClusterRole, "subject", rb.Subjects[0].Name)
+	return nil
+}
+
+// bindingHolds reports whether a live RoleBinding grants what want grants, with convoy's labels.
+func bindingHolds(have, want *rbacv1.RoleBinding) bool {
+	for k, v := range want.Labels {
+		if have.Labels[k] != v {
+			return false
+		}
+	}
+	return have.RoleRef == want.RoleRef && slices.Equal(have.Subjects, want.Subjects)
+}
+
+// ownershipLabels are convoy's labels among a namespace's labels: its RoleBinding carries
+// them so that it belongs to the same Project.
+func ownershipLabels(l map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{convoyv1.ManagedByLabel, convoyv1.ProjectNamespaceLabel, convoyv1.ProjectNameLabel} {
+		if v, ok := l[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// namespacedWatchedTypes are the kinds a namespace's cache holds.
+func namespacedWatchedTypes(destinationRuleVersion string) []client.Object {
+	return slices.DeleteFunc(watchedTypes(destinationRuleVersion), func(o client.Object) bool {
+		_, isNamespace := o.(*corev1.Namespace)
+		return isNamespace
+	})
+}
