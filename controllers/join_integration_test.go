@@ -94,6 +94,7 @@ var _ = Describe("A cluster joined with least privilege", Ordered, func() {
 		Expect(svc.client.Get(ctx, client.ObjectKey{Namespace: remoteNS, Name: access.RoleBindingName}, rb)).To(Succeed())
 		Expect(rb.RoleRef.Name).To(Equal(access.NamespaceClusterRole))
 		Expect(rb.Subjects).To(Equal([]rbacv1.Subject{access.Identity()}))
+		expectNoWritesDuringResyncs(name, remoteNS)
 	})
 
 	It("can read and write in convoy's namespace and read nothing outside it", func() {
@@ -143,6 +144,24 @@ var _ = Describe("A cluster joined with least privilege", Ordered, func() {
 		Eventually(func(g Gomega) {
 			g.Expect(*remoteDeployment(g, svc, remoteNS, "api").Spec.Replicas).To(Equal(int32(2)))
 		}, timeout, interval).Should(Succeed())
+	})
+
+	It("reconnects with a rotated token and opens convoy's namespaces again", func() {
+		before := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "convoy-system", Name: name + "-kubeconfig"}, before)).To(Succeed())
+		res, err := join.Join(ctx, join.Options{Name: name, Service: adminCfg, Manager: k8sClient, Labels: map[string]string{"env": "restricted"},
+			RotateToken: true, Out: GinkgoWriter})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.TokenIssued).To(BeTrue())
+		// The new kubeconfig replaces the connection; its caches of the namespace must work.
+		Eventually(func(g Gomega) {
+			g.Expect(clusterReady(g, name)).To(Equal(convoyv1.ReasonConnected))
+		}, timeout, interval).Should(Succeed())
+		Expect(scaleDeployment(svc, remoteNS, "api", 5)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(*remoteDeployment(g, svc, remoteNS, "api").Spec.Replicas).To(Equal(int32(2)))
+		}, timeout, interval).Should(Succeed())
+		expectNoWritesDuringResyncs(name, remoteNS)
 	})
 
 	It("removes everything when the Project goes; unjoin waits for the ServiceCluster, then removes the identity", func() {

@@ -20,6 +20,10 @@
 #   FLEET_MANAGER_FLAGS     extra flags for the convoy manager, after the defaults (so they
 #                           override them); remembered in $FLEET_DIR/manager.flags for later
 #                           `up` and `manager-restart` runs that do not set it
+#   FLEET_ACCESS            join (default): register the service clusters with `convoy join`,
+#                           as users do (least-privilege identity, accessScope ManagedNamespaces);
+#                           admin: with their admin kubeconfigs and accessScope Cluster (the
+#                           bench uses it: one watch per kind per cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +34,7 @@ KUBECONFIGS="$FLEET_DIR/kubeconfig"
 MARKER=.convoy-fleet
 MANAGER=manager
 FLEET_SAMPLES="${FLEET_SAMPLES:-1}"
+FLEET_ACCESS="${FLEET_ACCESS:-join}"
 # name region zones istio labels
 if [ -z "${FLEET_SERVICE_CLUSTERS:-}" ]; then
   SERVICE_CLUSTERS=(
@@ -229,6 +234,33 @@ EOF
   done | kc "$cluster" apply -f - >/dev/null
 }
 
+# `convoy join`, as a user registers a cluster: a least-privilege identity in the service
+# cluster, region and zones read from its nodes, the kubeconfig Secret and the ServiceCluster.
+join_clusters() {
+  go build -o "$FLEET_DIR/bin/convoy" ./cmd/convoy
+  local entry name region zones istio labels
+  for entry in "${SERVICE_CLUSTERS[@]}"; do
+    read -r name region zones istio labels <<<"$entry"
+    "$FLEET_DIR/bin/convoy" join "$name" --kubeconfig "$KUBECONFIGS/$name.yaml" \
+      --manager-kubeconfig "$KUBECONFIGS/$MANAGER.yaml" --labels "$labels" >"$FLEET_DIR/logs/join-$name.log" 2>&1 || {
+      cat "$FLEET_DIR/logs/join-$name.log" >&2
+      return 1
+    }
+    info "$name: joined (convoy join; log: $FLEET_DIR/logs/join-$name.log)"
+  done
+}
+
+# Admin kubeconfigs and accessScope Cluster.
+register_admin() {
+  local entry name region zones istio labels
+  for entry in "${SERVICE_CLUSTERS[@]}"; do
+    read -r name region zones istio labels <<<"$entry"
+    kc "$MANAGER" create secret generic "$name-kubeconfig" -n convoy-system \
+      --from-file=kubeconfig="$KUBECONFIGS/$name.yaml" --dry-run=client -o yaml | kc "$MANAGER" apply -f - >/dev/null
+    service_cluster_yaml "$name" "$region" "$zones" "$labels"
+  done | kc "$MANAGER" apply -f - >/dev/null
+}
+
 service_cluster_yaml() {
   local name="$1" region="$2" zones="$3" labels="$4"
   labels="${labels//=/: }"
@@ -375,16 +407,21 @@ up() {
     fi
   done
 
-  step "Manager cluster: convoy CRDs, kubeconfig Secrets, ServiceClusters"
+  step "Manager cluster: convoy CRDs; service clusters registered (FLEET_ACCESS=$FLEET_ACCESS)"
   kc "$MANAGER" apply --server-side -k config/crd >/dev/null
-  kc "$MANAGER" wait --for condition=established --timeout=60s crd --all >/dev/null
+  # kubectl wait fails instead of waiting on a CRD the API server has not given a status yet.
+  local try
+  for try in $(seq 30); do
+    kc "$MANAGER" wait --for condition=established --timeout=60s crd --all >/dev/null 2>&1 && break
+    [ "$try" -lt 30 ] || { kc "$MANAGER" wait --for condition=established --timeout=1s crd --all; return 1; }
+    sleep 1
+  done
   kc "$MANAGER" create namespace convoy-system --dry-run=client -o yaml | kc "$MANAGER" apply -f - >/dev/null
-  for entry in "${SERVICE_CLUSTERS[@]}"; do
-    read -r name region zones istio labels <<<"$entry"
-    kc "$MANAGER" create secret generic "$name-kubeconfig" -n convoy-system \
-      --from-file=kubeconfig="$KUBECONFIGS/$name.yaml" --dry-run=client -o yaml | kc "$MANAGER" apply -f - >/dev/null
-    service_cluster_yaml "$name" "$region" "$zones" "$labels"
-  done | kc "$MANAGER" apply -f - >/dev/null
+  case "$FLEET_ACCESS" in
+    join) join_clusters ;;
+    admin) register_admin ;;
+    *) echo "FLEET_ACCESS must be join or admin, not $FLEET_ACCESS" >&2; exit 1 ;;
+  esac
 
   start_manager
 

@@ -53,19 +53,34 @@ func (n *namespaceCaches) ready(namespace string) cache.Cache {
 
 // ensure opens the namespace's cache if needed and waits, bounded by ctx, for its sync.
 func (n *namespaceCaches) ensure(ctx, runCtx context.Context, namespace string) error {
-	n.mu.Lock()
-	nc := n.byName[namespace]
-	if nc == nil {
-		cacheCtx, cancel := context.WithCancel(runCtx)
-		c, err := n.open(cacheCtx, namespace)
-		if err != nil {
-			cancel()
-			n.mu.Unlock()
-			return err
-		}
-		nc = &namespaceCache{cache: c, cancel: cancel}
-		n.byName[namespace] = nc
+	nc, err := n.start(runCtx, namespace)
+	if err != nil {
+		return err
 	}
+	return n.wait(ctx, namespace, nc)
+}
+
+// start opens the namespace's cache unless it is open.
+func (n *namespaceCaches) start(runCtx context.Context, namespace string) (*namespaceCache, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nc := n.byName[namespace]; nc != nil {
+		return nc, nil
+	}
+	cacheCtx, cancel := context.WithCancel(runCtx)
+	c, err := n.open(cacheCtx, namespace)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	nc := &namespaceCache{cache: c, cancel: cancel}
+	n.byName[namespace] = nc
+	return nc, nil
+}
+
+// wait waits, bounded by ctx, until the namespace's cache has synced.
+func (n *namespaceCaches) wait(ctx context.Context, namespace string, nc *namespaceCache) error {
+	n.mu.Lock()
 	synced := nc.synced
 	n.mu.Unlock()
 	if synced {
@@ -198,22 +213,34 @@ func (c *Connection) openManagedNamespaces(ctx context.Context) error {
 	if err := c.cluster.GetCache().List(ctx, &namespaces); err != nil {
 		return fmt.Errorf("listing convoy's namespaces in %s: %w", c.Name, err)
 	}
+	// Every namespace's caches list and watch at once; then they are waited for.
+	started := map[string]*namespaceCache{}
 	for i := range namespaces.Items {
 		ns := &namespaces.Items[i]
 		if !ns.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if err := c.openNamespace(ctx, ns); err != nil {
+		nc, err := c.openNamespace(ctx, ns)
+		if err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
 			log.FromContext(ctx).Error(err, "Cannot open convoy's namespace", "ServiceCluster", c.Name, "Namespace", ns.Name)
+			continue
+		}
+		started[ns.Name] = nc
+	}
+	for ns, nc := range started {
+		if err := c.namespaces.wait(ctx, ns, nc); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (c *Connection) openNamespace(ctx context.Context, ns *corev1.Namespace) error {
+// openNamespace binds convoy's role in ns where the binding is missing and starts the
+// namespace's cache.
+func (c *Connection) openNamespace(ctx context.Context, ns *corev1.Namespace) (*namespaceCache, error) {
 	want := access.RoleBinding(ns.Name, c.self, ownershipLabels(ns.Labels))
 	have := &rbacv1.RoleBinding{}
 	reqCtx, cancel := c.bounded(ctx)
@@ -224,12 +251,12 @@ func (c *Connection) openNamespace(ctx context.Context, ns *corev1.Namespace) er
 	case err == nil || apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
 		// Forbidden: without the binding convoy cannot even read it.
 		if err := c.bind(ctx, want); err != nil {
-			return err
+			return nil, err
 		}
 	default:
-		return fmt.Errorf("reading convoy's RoleBinding in namespace %s of %s: %w", ns.Name, c.Name, err)
+		return nil, fmt.Errorf("reading convoy's RoleBinding in namespace %s of %s: %w", ns.Name, c.Name, err)
 	}
-	return c.namespaces.ensure(ctx, c.runCtx, ns.Name)
+	return c.namespaces.start(c.runCtx, ns.Name)
 }
 
 // bind applies convoy's RoleBinding.

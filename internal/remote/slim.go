@@ -1,6 +1,13 @@
 package remote
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	networkingv1beta1 "istio.io/client-go/pkg/apis/networking/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,8 +24,44 @@ import (
 )
 
 // ownedDigestAnnotation holds, on a cached copy only, the digest of the fields convoy owned in
-// the object when it arrived ("" when convoy owned nothing). It is never written to a cluster.
+// the object when it arrived ("" when convoy owned nothing), sealed (sealDigest). It is never
+// written to a cluster.
 const ownedDigestAnnotation = "convoy.dev/cached-owned-fields-digest"
+
+// sealKey authenticates the digests this process's transform wrote, so that an annotation
+// someone put on an object in a cluster is never taken for one. It never leaves memory.
+var sealKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// sealDigest binds a digest to the object version it was computed from.
+func sealDigest(o client.Object, d string) string {
+	return d + "/" + digestSeal(o, d)
+}
+
+func digestSeal(o client.Object, d string) string {
+	m := hmac.New(sha256.New, sealKey)
+	fmt.Fprintf(m, "%s\x00%s\x00%s", o.GetUID(), o.GetResourceVersion(), d)
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// cachedDigest returns the digest slimForCache left on a cached copy, if it has a valid seal:
+// an object read from the API server (or one carrying a planted annotation) has none.
+func cachedDigest(o client.Object) (string, bool) {
+	v, ok := o.GetAnnotations()[ownedDigestAnnotation]
+	if !ok {
+		return "", false
+	}
+	d, seal, ok := strings.Cut(v, "/")
+	if !ok || !hmac.Equal([]byte(seal), []byte(digestSeal(o, d))) {
+		return "", false
+	}
+	return d, true
+}
 
 // deploymentRevisionAnnotation is the Deployment controller's rollout revision, kept on
 // cached Deployments for status.
@@ -39,6 +82,12 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 		if !ok {
 			return obj, nil
 		}
+		// Informers may pass an object through the transform twice (a watch-list's initial
+		// events are transformed before they replace the store): the second pass must keep
+		// the digest the first computed from managedFields, which it dropped.
+		if _, done := cachedDigest(o); done {
+			return obj, nil
+		}
 		if !slimmable(o) {
 			o.SetManagedFields(nil)
 			return obj, nil
@@ -54,7 +103,7 @@ func slimForCache(scheme *runtime.Scheme, typeConverter managedfields.TypeConver
 		}
 		o.SetManagedFields(nil)
 		revision, hasRevision := o.GetAnnotations()[deploymentRevisionAnnotation]
-		o.SetAnnotations(map[string]string{ownedDigestAnnotation: d})
+		o.SetAnnotations(map[string]string{ownedDigestAnnotation: sealDigest(o, d)})
 		if hasRevision {
 			o.GetAnnotations()[deploymentRevisionAnnotation] = revision
 		}
@@ -109,17 +158,6 @@ func dropSpec(o client.Object) {
 		t.Spec.Reset()
 		t.Status.Reset()
 	}
-}
-
-// cachedDigest returns the digest slimForCache left on a cached copy. An object with
-// managedFields came from the API server, not from the cache: its annotation is not trusted
-// (and the transform overwrites any such annotation when an object arrives).
-func cachedDigest(o client.Object) (string, bool) {
-	if len(o.GetManagedFields()) > 0 {
-		return "", false
-	}
-	d, ok := o.GetAnnotations()[ownedDigestAnnotation]
-	return d, ok
 }
 
 // keepConvoyApplyEntry drops every managedFields entry but convoy's own apply entry: the no-op

@@ -344,3 +344,30 @@ func TestSlimDropsConfigAndSecretData(t *testing.T) {
 		t.Errorf("data kept in the cache: secret %v %v, configmap %v %v", secret.Data, secret.StringData, cm.Data, cm.BinaryData)
 	}
 }
+
+// Informers may transform an object twice (a watch-list's initial events). The second pass
+// must keep the digest of the first: recomputing it from the stripped object found convoy
+// owning nothing, and every resync after a reconnect re-applied every object.
+func TestTransformIsIdempotent(t *testing.T) {
+	c := testConnection()
+	live, desired := liveAfterApply(t, c), desiredDeployment()
+	live.UID, live.ResourceVersion = "uid-1", "42"
+	transform := slimForCache(convoyscheme.New(), c.typeConverter)
+	once, err := transform(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := transform(once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.upToDate(deploymentGVK, twice.(client.Object), desired); err != nil || !got {
+		t.Errorf("upToDate after two transforms = %v, %v; want true", got, err)
+	}
+	// A sealed digest copied onto another version of the object is not trusted.
+	moved := twice.(*appsv1.Deployment).DeepCopy()
+	moved.ResourceVersion = "43"
+	if _, ok := cachedDigest(moved); ok {
+		t.Error("a digest sealed for resourceVersion 42 was trusted on resourceVersion 43")
+	}
+}

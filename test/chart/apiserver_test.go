@@ -224,7 +224,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 
 	out := helmDo("install", release, chartDir)
-	if want := "convoy 0.1.0 is installed in namespace " + ns; !strings.Contains(out, want) {
+	if want := "convoy v0.1.0 is installed in namespace " + ns; !strings.Contains(out, want) {
 		t.Errorf("helm install printed no NOTES with %q:\n%s", want, out)
 	}
 	helmDo("uninstall", release, "--timeout", (30 * time.Second).String())

@@ -104,12 +104,12 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("replicas %d, want 2", got)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	if want := "ghcr.io/convoy-dev/convoy:0.1.0"; c.Image != want {
+	if want := "ghcr.io/convoy-dev/convoy:v0.1.0"; c.Image != want {
 		t.Errorf("image %q, want %q (tag from appVersion)", c.Image, want)
 	}
 	for _, arg := range []string{
 		"--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true",
-		"--health-probe-bind-address=:8081", "--drain-helper-image=ghcr.io/convoy-dev/convoy-drain:0.1.0",
+		"--health-probe-bind-address=:8081", "--drain-helper-image=ghcr.io/convoy-dev/convoy-drain:v0.1.0",
 	} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %q lack %q", c.Args, arg)
@@ -174,7 +174,7 @@ func TestDefaults(t *testing.T) {
 		}
 		for k, v := range map[string]string{
 			"app.kubernetes.io/instance": releaseName, "app.kubernetes.io/managed-by": "Helm",
-			"app.kubernetes.io/version": "0.1.0", "helm.sh/chart": "convoy-0.1.0",
+			"app.kubernetes.io/version": "v0.1.0", "helm.sh/chart": "convoy-0.1.0",
 		} {
 			if l[k] != v {
 				t.Errorf("%s %s: label %s=%q, want %q", o.GetKind(), o.GetName(), k, l[k], v)
