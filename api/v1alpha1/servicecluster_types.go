@@ -174,6 +174,7 @@ type ServiceClusterStatus struct {
 // +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.metadata.labels.env`
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.metadata.labels.stage`
 // +kubebuilder:printcolumn:name="Last-Contact",type=date,JSONPath=`.status.lastContactTime`,priority=1
+// +kubebuilder:printcolumn:name="Access",type=string,JSONPath=`.spec.accessScope`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceCluster struct {
 	metav1.TypeMeta   `json:",inline"`
