@@ -32,7 +32,7 @@ type config struct {
 	samples, rawSamples             int
 	skip                            map[string]bool
 	keep, restartManager            bool
-	dir, out, managerFlags          string
+	dir, out, managerFlags, access  string
 	namespace                       string
 	createTimeout, changeTimeout    time.Duration
 	burstTimeout, recoverTimeout    time.Duration
@@ -88,6 +88,7 @@ func parseConfig(root string) config {
 	flag.StringVar(&c.dir, "fleet-dir", env("BENCH_DIR", filepath.Join(root, ".bench")), "fleet state directory (env BENCH_DIR)")
 	flag.StringVar(&c.out, "out", env("BENCH_OUT", ""), "also write the Markdown report to this file (env BENCH_OUT)")
 	flag.StringVar(&c.managerFlags, "manager-flags", env("FLEET_MANAGER_FLAGS", ""), "extra convoy manager flags when the bench starts the fleet (env FLEET_MANAGER_FLAGS)")
+	flag.StringVar(&c.access, "access", env("BENCH_ACCESS", "admin"), "how the bench's fleet registers its clusters: admin (accessScope Cluster) or join (convoy join, accessScope ManagedNamespaces: a watch per kind per namespace) (env BENCH_ACCESS)")
 	flag.IntVar(&c.concurrency, "concurrency", envInt("CONCURRENCY", 20), "parallel creates (env CONCURRENCY)")
 	flag.IntVar(&replicas, "replicas", envInt("REPLICAS", 1), "replicas per workload (env REPLICAS)")
 	flag.StringVar(&c.namespace, "namespace", env("BENCH_NAMESPACE", "bench"), "manager namespace of the bench's Projects and policies (env BENCH_NAMESPACE)")
@@ -111,6 +112,9 @@ func parseConfig(root string) config {
 			fatalf("SKIP: unknown phase %q (phases: %s)", s, strings.Join(skippable, ", "))
 		}
 		c.skip[s] = true
+	}
+	if c.access != "admin" && c.access != "join" {
+		fatalf("BENCH_ACCESS must be admin or join, not %q", c.access)
 	}
 	if c.clusters < 1 || c.projects < 1 || c.rate <= 0 || c.concurrency < 1 || c.samples < 1 || c.rawSamples < 1 {
 		fatalf("CLUSTERS, PROJECTS, RATE, CONCURRENCY, SAMPLES and RAW_SAMPLES must be positive")

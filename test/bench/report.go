@@ -43,6 +43,7 @@ func (r *report) markdown(cfg config) string {
 	p("- Load average (1/5/15 min): %s before, %s after", r.loadBefore, r.loadAfter)
 	p("- convoy: commit %s; manager: `%s`", r.commit, r.managerArgs)
 	p("- Fleet: %d service clusters (%s), %s", len(r.clusters), strings.Join(r.clusters, ", "), r.fleet)
+	p("- Access: BENCH_ACCESS=%s (accessScope %s)", cfg.access, map[string]string{"admin": "Cluster", "join": "ManagedNamespaces"}[cfg.access])
 	p("- Parameters: PROJECTS=%d CLUSTERS=%d REPLICAS=%d RATE=%g/s STEADY=%s GRACE=%s SAMPLES=%d RAW_SAMPLES=%d NOOP=%s HUNG=%s CHANGE_TIMEOUT=%s CONCURRENCY=%d%s",
 		cfg.projects, cfg.clusters, cfg.replicas, cfg.rate, cfg.steady, cfg.grace, cfg.samples, cfg.rawSamples, cfg.noop, cfg.hung, cfg.changeTimeout, cfg.concurrency, skipNote(cfg))
 	p("- Duration: %s", r.finished.Sub(r.started).Round(time.Second))
