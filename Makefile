@@ -89,6 +89,10 @@ build: ## Build the manager, the drain helper and the CLI (bin/manager, bin/conv
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/convoy ./cmd/convoy
 	ln -sf convoy $(LOCALBIN)/kubectl-convoy
 
+.PHONY: image
+image: ## Build the manager and convoy-drain images without Docker: OCI layouts in bin/images, digests printed (PUSH=registry/prefix pushes; PLATFORMS=linux/amd64,linux/arm64).
+	@VERSION="$(VERSION)" hack/image.sh $(if $(PUSH),--push $(PUSH)) all
+
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig (or KUBECONFIG).
 	go run . --metrics-bind-address=127.0.0.1:8443 --health-probe-bind-address=:8081

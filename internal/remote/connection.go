@@ -277,12 +277,12 @@ type handlers map[client.Object][]toolscache.ResourceEventHandler
 // watch starts an informer in c for each kind and adds its handlers. GetInformer maps the
 // kind through discovery: bounded by ctx and the mapper's client.
 func (hs handlers) watch(ctx context.Context, c cache.Cache) error {
-	for obj, handlers := range hs {
+	for obj, list := range hs {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", obj, err)
 		}
-		for _, h := range handlers {
+		for _, h := range list {
 			if _, err := inf.AddEventHandler(h); err != nil {
 				return err
 			}

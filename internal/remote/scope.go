@@ -142,7 +142,8 @@ func (r scopedReader) Get(ctx context.Context, key client.ObjectKey, obj client.
 	}
 	c := r.namespaces.ready(key.Namespace)
 	if c == nil {
-		return apierrors.NewNotFound(schema.GroupResource{Resource: fmt.Sprintf("%T", obj)}, key.Name)
+		// Not opened yet: convoy has not bound its role there (or the namespace is going).
+		return apierrors.NewNotFound(schema.GroupResource{}, key.Name)
 	}
 	return c.Get(ctx, key, obj, opts...)
 }

@@ -33,6 +33,10 @@ import (
 	"k8s.io/kubernetes/pkg/registry/core/service"
 	"k8s.io/kubernetes/pkg/registry/core/serviceaccount"
 	"k8s.io/kubernetes/pkg/registry/policy/poddisruptionbudget"
+
+	// CronJob validation loads spec.timeZone: the zone database travels in the binary, since
+	// convoy's images have no /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 // strategies are the registry create strategies of the kinds convoy renders.
