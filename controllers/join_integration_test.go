@@ -146,6 +146,28 @@ var _ = Describe("A cluster joined with least privilege", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 	})
 
+	It("prunes what the Project no longer wants and delivers kinds it did not have", func() {
+		Eventually(func(g Gomega) {
+			p := getProject(g, project)
+			p.Spec.Workloads[0].Ports = nil
+			p.Spec.ConfigMaps = []convoyv1.ProjectConfigMap{{Name: "settings", Data: map[string]string{"LOG": "info"}}}
+			g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(svc.client.Get(ctx, client.ObjectKey{Namespace: remoteNS, Name: "settings"}, &corev1.ConfigMap{})).To(Succeed())
+			g.Expect(gone(g, svc, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: remoteNS, Name: "api"}})).To(BeTrue())
+		}, timeout, interval).Should(Succeed())
+		// A remote edit of the new kind is repaired: its cache watches it now.
+		cm := &corev1.ConfigMap{}
+		Expect(svc.client.Get(ctx, client.ObjectKey{Namespace: remoteNS, Name: "settings"}, cm)).To(Succeed())
+		cm.Data["LOG"] = "debug"
+		Expect(svc.client.Update(ctx, cm)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(svc.client.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+			g.Expect(cm.Data["LOG"]).To(Equal("info"))
+		}, timeout, interval).Should(Succeed())
+	})
+
 	It("reconnects with a rotated token and opens convoy's namespaces again", func() {
 		before := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "convoy-system", Name: name + "-kubeconfig"}, before)).To(Succeed())

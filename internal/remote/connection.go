@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/discovery"
@@ -217,10 +218,18 @@ func dial(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.Acc
 			cancel()
 			return nil, err
 		}
-		conn.namespaces = &namespaceCaches{byName: map[string]*namespaceCache{}}
+		conn.namespaces = &namespaceCaches{byName: map[string]*namespaceCache{}, scheme: opts.Scheme, kinds: map[schema.GroupVersionKind]watchedKind{}}
 		clusterHandlers[&corev1.Namespace{}] = append(clusterHandlers[&corev1.Namespace{}], conn.namespaces.closeWhenGone())
+		for obj, hs := range namespacedHandlers {
+			gvk, err := apiutil.GVKForObject(obj, opts.Scheme)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			conn.namespaces.kinds[gvk] = watchedKind{obj: obj, handlers: hs}
+		}
 		// A deleted or changed RoleBinding wakes its Project, whose sync binds again.
-		namespacedHandlers[&rbacv1.RoleBinding{}] = []toolscache.ResourceEventHandler{projectEventHandler(onChange, nil)}
+		bindingHandlers := handlers{&rbacv1.RoleBinding{}: {projectEventHandler(onChange, nil)}}
 		conn.namespaces.open = func(cacheCtx context.Context, namespace string) (cache.Cache, error) {
 			o := cacheOptions(opts, typeConverter)
 			o.HTTPClient, o.Scheme, o.Mapper = httpClient, opts.Scheme, cl.GetRESTMapper()
@@ -229,7 +238,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.Acc
 			if err != nil {
 				return nil, err
 			}
-			if err := namespacedHandlers.watch(cacheCtx, c); err != nil {
+			if err := bindingHandlers.watch(cacheCtx, c); err != nil {
 				return nil, fmt.Errorf("watching namespace %s in %s: %w", namespace, name, err)
 			}
 			go func() {

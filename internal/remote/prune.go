@@ -63,7 +63,11 @@ func (c *Connection) owned(ctx context.Context, reader client.Reader, owner Owne
 		// its contents with it; in any other convoy cannot have written anything.
 		return objs, nil
 	}
-	contents, err := c.listOwned(ctx, reader, namespace, client.MatchingLabels{
+	kinds := namespacedWatchedTypes(c.drVersion)
+	if _, fromCache := reader.(scopedReader); fromCache {
+		kinds = c.cachedKinds(namespace)
+	}
+	contents, err := c.listOwned(ctx, reader, kinds, namespace, client.MatchingLabels{
 		convoyv1.ProjectNamespaceLabel: owner.Namespace,
 		convoyv1.ProjectNameLabel:      owner.Name,
 	})
@@ -85,7 +89,7 @@ func (c *Connection) OwnedByAnyoneLive(ctx context.Context) ([]client.Object, er
 	var objs []client.Object
 	if c.namespaces == nil {
 		var err error
-		if objs, err = c.listOwned(ctx, c.cluster.GetAPIReader(), "", owned); err != nil {
+		if objs, err = c.listOwned(ctx, c.cluster.GetAPIReader(), namespacedWatchedTypes(c.drVersion), "", owned); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +97,7 @@ func (c *Connection) OwnedByAnyoneLive(ctx context.Context) ([]client.Object, er
 		ns := &namespaces.Items[i]
 		if c.namespaces != nil && ns.DeletionTimestamp.IsZero() {
 			// Convoy may list only in its own namespaces, one by one.
-			contents, err := c.listOwned(ctx, c.cluster.GetAPIReader(), ns.Name, owned)
+			contents, err := c.listOwned(ctx, c.cluster.GetAPIReader(), namespacedWatchedTypes(c.drVersion), ns.Name, owned)
 			if err != nil {
 				return nil, err
 			}
@@ -104,16 +108,13 @@ func (c *Connection) OwnedByAnyoneLive(ctx context.Context) ([]client.Object, er
 	return objs, nil
 }
 
-// listOwned lists the namespaced kinds convoy writes, in namespace ("" for all).
-func (c *Connection) listOwned(ctx context.Context, reader client.Reader, namespace string, opts ...client.ListOption) ([]client.Object, error) {
+// listOwned lists objects of kinds in namespace ("" for all).
+func (c *Connection) listOwned(ctx context.Context, reader client.Reader, kinds []client.Object, namespace string, opts ...client.ListOption) ([]client.Object, error) {
 	if namespace != "" {
 		opts = append(opts, client.InNamespace(namespace))
 	}
 	var out []client.Object
-	for _, obj := range watchedTypes(c.drVersion) {
-		if _, isNamespace := obj.(*corev1.Namespace); isNamespace {
-			continue
-		}
+	for _, obj := range kinds {
 		gvk, err := apiutil.GVKForObject(obj, c.cluster.GetScheme())
 		if err != nil {
 			return nil, err

@@ -5,16 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
@@ -26,29 +30,72 @@ import (
 // connection's cluster-wide cache holds only Namespaces and Nodes, and each of convoy's
 // namespaces gets a cache of its own, opened once convoy's RoleBinding is there and closed
 // when the namespace goes. Reads are routed by namespace (scopedReader).
+//
+// An informer costs about 150 KiB of manager memory (a dozen goroutines, queues, a watch
+// stream), so a namespace's cache watches only the kinds convoy has there: those holding
+// convoy's objects when the cache opens (one list per kind, once), and each kind convoy
+// reads later (Apply reads before it writes). Prune looks only at watched kinds: any other
+// kind held nothing of convoy's when the namespace opened and was not written since.
 
 // namespaceCaches are a connection's per-namespace caches.
 type namespaceCaches struct {
 	mu     sync.Mutex
 	byName map[string]*namespaceCache
-	// open builds and starts a cache of namespace; it returns without waiting for the sync.
+	// open builds and starts a cache of namespace, watching only convoy's RoleBinding; it
+	// returns without waiting for the sync.
 	open func(ctx context.Context, namespace string) (cache.Cache, error)
+	// kinds are what a namespace's cache may watch, with their event handlers.
+	kinds  map[schema.GroupVersionKind]watchedKind
+	scheme *runtime.Scheme
+}
+
+type watchedKind struct {
+	obj      client.Object
+	handlers []toolscache.ResourceEventHandler
 }
 
 type namespaceCache struct {
 	cache  cache.Cache
 	cancel context.CancelFunc
 	synced bool
+	// kindMu guards watched, the kinds whose informers run with their handlers.
+	kindMu  sync.Mutex
+	watched map[schema.GroupVersionKind]bool
 }
 
 // ready returns the namespace's cache once it has synced, nil otherwise.
-func (n *namespaceCaches) ready(namespace string) cache.Cache {
+func (n *namespaceCaches) ready(namespace string) *namespaceCache {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if nc := n.byName[namespace]; nc != nil && nc.synced {
-		return nc.cache
+		return nc
 	}
 	return nil
+}
+
+// watch makes the namespace's cache watch kind (with its handlers), waiting for its sync.
+func (n *namespaceCaches) watch(ctx context.Context, nc *namespaceCache, kind schema.GroupVersionKind) error {
+	nc.kindMu.Lock()
+	defer nc.kindMu.Unlock()
+	if nc.watched[kind] {
+		return nil
+	}
+	k, ok := n.kinds[kind]
+	if !ok {
+		return fmt.Errorf("convoy does not cache %s", kind)
+	}
+	if err := (handlers{k.obj: k.handlers}).watch(ctx, nc.cache); err != nil {
+		return err
+	}
+	nc.watched[kind] = true
+	return nil
+}
+
+// watching reports whether the namespace's cache watches kind.
+func (nc *namespaceCache) watching(kind schema.GroupVersionKind) bool {
+	nc.kindMu.Lock()
+	defer nc.kindMu.Unlock()
+	return nc.watched[kind]
 }
 
 // ensure opens the namespace's cache if needed and waits, bounded by ctx, for its sync.
@@ -73,7 +120,7 @@ func (n *namespaceCaches) start(runCtx context.Context, namespace string) (*name
 		cancel()
 		return nil, err
 	}
-	nc := &namespaceCache{cache: c, cancel: cancel}
+	nc := &namespaceCache{cache: c, cancel: cancel, watched: map[schema.GroupVersionKind]bool{rbacv1.SchemeGroupVersion.WithKind("RoleBinding"): true}}
 	n.byName[namespace] = nc
 	return nc, nil
 }
@@ -140,12 +187,19 @@ func (r scopedReader) Get(ctx context.Context, key client.ObjectKey, obj client.
 	if key.Namespace == "" {
 		return r.cluster.Get(ctx, key, obj, opts...)
 	}
-	c := r.namespaces.ready(key.Namespace)
-	if c == nil {
+	nc := r.namespaces.ready(key.Namespace)
+	if nc == nil {
 		// Not opened yet: convoy has not bound its role there (or the namespace is going).
 		return apierrors.NewNotFound(schema.GroupResource{}, key.Name)
 	}
-	return c.Get(ctx, key, obj, opts...)
+	gvk, err := apiutil.GVKForObject(obj, r.namespaces.scheme)
+	if err != nil {
+		return err
+	}
+	if err := r.namespaces.watch(ctx, nc, gvk); err != nil {
+		return err
+	}
+	return nc.cache.Get(ctx, key, obj, opts...)
 }
 
 func (r scopedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
@@ -157,11 +211,65 @@ func (r scopedReader) List(ctx context.Context, list client.ObjectList, opts ...
 		}
 		return fmt.Errorf("listing %T in every namespace: convoy's identity may read only its own namespaces (accessScope %s)", list, convoyv1.AccessScopeManagedNamespaces)
 	}
-	c := r.namespaces.ready(lo.Namespace)
-	if c == nil {
+	nc := r.namespaces.ready(lo.Namespace)
+	if nc == nil {
 		return nil
 	}
-	return c.List(ctx, list, opts...)
+	gvk, err := apiutil.GVKForObject(list, r.namespaces.scheme)
+	if err != nil {
+		return err
+	}
+	if err := r.namespaces.watch(ctx, nc, gvk.GroupVersion().WithKind(strings.TrimSuffix(gvk.Kind, "List"))); err != nil {
+		return err
+	}
+	return nc.cache.List(ctx, list, opts...)
+}
+
+// cachedKinds are the kinds convoy writes that the cache of namespace holds: all of them
+// with AccessScopeCluster, the watched ones otherwise.
+func (c *Connection) cachedKinds(namespace string) []client.Object {
+	kinds := namespacedWatchedTypes(c.drVersion)
+	if c.namespaces == nil {
+		return kinds
+	}
+	nc := c.namespaces.ready(namespace)
+	return slices.DeleteFunc(kinds, func(o client.Object) bool {
+		gvk, err := apiutil.GVKForObject(o, c.namespaces.scheme)
+		return nc == nil || err != nil || !nc.watching(gvk)
+	})
+}
+
+// watchKindsHolding makes a newly opened namespace cache watch every kind that holds
+// convoy's objects in the namespace, read from the API server: one list per kind.
+func (c *Connection) watchKindsHolding(ctx context.Context, namespace string) error {
+	nc := c.namespaces.ready(namespace)
+	if nc == nil {
+		return nil
+	}
+	for _, obj := range namespacedWatchedTypes(c.drVersion) {
+		gvk, err := apiutil.GVKForObject(obj, c.namespaces.scheme)
+		if err != nil {
+			return err
+		}
+		if nc.watching(gvk) {
+			continue
+		}
+		items := &metav1.PartialObjectMetadataList{}
+		items.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		reqCtx, cancel := c.bounded(ctx)
+		err = c.cluster.GetAPIReader().List(reqCtx, items, client.InNamespace(namespace), client.Limit(1),
+			client.MatchingLabels{convoyv1.ManagedByLabel: convoyv1.ManagedByValue})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("listing convoy's %s in namespace %s of %s: %w", gvk.Kind, namespace, c.Name, err)
+		}
+		if len(items.Items) > 0 {
+			if err := c.namespaces.watch(ctx, nc, gvk); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // cache is where the connection reads convoy's objects from.
@@ -195,14 +303,17 @@ func (c *Connection) grantAccess(ctx context.Context, namespace client.Object) e
 	want := access.RoleBinding(ns, c.self, ownershipLabels(namespace.GetLabels()))
 	if nc := c.namespaces.ready(ns); nc != nil {
 		have := &rbacv1.RoleBinding{}
-		if err := nc.Get(ctx, client.ObjectKeyFromObject(want), have); err == nil && bindingHolds(have, want) {
+		if err := nc.cache.Get(ctx, client.ObjectKeyFromObject(want), have); err == nil && bindingHolds(have, want) {
 			return nil
 		}
 	}
 	if err := c.bind(ctx, want); err != nil {
 		return err
 	}
-	return c.namespaces.ensure(ctx, c.runCtx, ns)
+	if err := c.namespaces.ensure(ctx, c.runCtx, ns); err != nil {
+		return err
+	}
+	return c.watchKindsHolding(ctx, ns)
 }
 
 // openManagedNamespaces opens the caches of convoy's namespaces when a connection starts,
@@ -233,6 +344,9 @@ func (c *Connection) openManagedNamespaces(ctx context.Context) error {
 	}
 	for ns, nc := range started {
 		if err := c.namespaces.wait(ctx, ns, nc); err != nil {
+			return err
+		}
+		if err := c.watchKindsHolding(ctx, ns); err != nil {
 			return err
 		}
 	}
