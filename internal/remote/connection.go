@@ -85,6 +85,8 @@ type Connection struct {
 	// and who convoy is in the cluster (the subject of its RoleBindings).
 	namespaces *namespaceCaches
 	self       rbacv1.Subject
+	// probes holds a slot per namespace whose kinds are being probed (watchKindsHoldingLater).
+	probes chan struct{}
 }
 
 func (c *Connection) stop() { c.cancel() }
@@ -218,6 +220,7 @@ func dial(ctx context.Context, name string, cfg *rest.Config, scope convoyv1.Acc
 			cancel()
 			return nil, err
 		}
+		conn.probes = make(chan struct{}, probeSlots)
 		conn.namespaces = &namespaceCaches{byName: map[string]*namespaceCache{}, scheme: opts.Scheme, kinds: map[schema.GroupVersionKind]watchedKind{}}
 		clusterHandlers[&corev1.Namespace{}] = append(clusterHandlers[&corev1.Namespace{}], conn.namespaces.closeWhenGone())
 		for obj, hs := range namespacedHandlers {

@@ -313,7 +313,8 @@ func (c *Connection) grantAccess(ctx context.Context, namespace client.Object) e
 	if err := c.namespaces.ensure(ctx, c.runCtx, ns); err != nil {
 		return err
 	}
-	return c.watchKindsHolding(ctx, ns)
+	c.watchKindsHoldingLater(ns)
+	return nil
 }
 
 // openManagedNamespaces opens the caches of convoy's namespaces when a connection starts,
@@ -346,11 +347,31 @@ func (c *Connection) openManagedNamespaces(ctx context.Context) error {
 		if err := c.namespaces.wait(ctx, ns, nc); err != nil {
 			return err
 		}
-		if err := c.watchKindsHolding(ctx, ns); err != nil {
-			return err
-		}
+		c.watchKindsHoldingLater(ns)
 	}
 	return nil
+}
+
+// probeSlots bounds the namespaces whose kinds are probed at once per connection.
+const probeSlots = 8
+
+// watchKindsHoldingLater runs watchKindsHolding in the background: the connection does not
+// wait for it. Until it is done prune may miss a stale object of a kind not yet watched;
+// the kind's informer announces every object when it starts, which wakes the Project, and
+// its next sync prunes it. Nothing concludes "nothing left" from the cache alone.
+func (c *Connection) watchKindsHoldingLater(namespace string) {
+	go func() {
+		select {
+		case c.probes <- struct{}{}:
+			defer func() { <-c.probes }()
+		case <-c.runCtx.Done():
+			return
+		}
+		if err := c.watchKindsHolding(c.runCtx, namespace); err != nil && c.runCtx.Err() == nil {
+			log.FromContext(c.runCtx).Error(err, "Cannot find which kinds convoy has in its namespace; they are watched when convoy next writes them",
+				"ServiceCluster", c.Name, "Namespace", namespace)
+		}
+	}()
 }
 
 // openNamespace binds convoy's role in ns where the binding is missing and starts the
