@@ -31,11 +31,11 @@ import (
 // namespaces gets a cache of its own, opened once convoy's RoleBinding is there and closed
 // when the namespace goes. Reads are routed by namespace (scopedReader).
 //
-// An informer costs about 150 KiB of manager memory (a dozen goroutines, queues, a watch
-// stream), so a namespace's cache watches only the kinds convoy has there: those holding
-// convoy's objects when the cache opens (one list per kind, once), and each kind convoy
-// reads later (Apply reads before it writes). Prune looks only at watched kinds: any other
-// kind held nothing of convoy's when the namespace opened and was not written since.
+// An informer costs a dozen goroutines, queues and a watch stream, so a namespace's cache
+// watches only the kinds convoy has there: those holding convoy's objects when the cache
+// opens (probed in the background, one list per kind, once), and each kind convoy reads
+// later (Apply reads before it writes). Prune looks only at watched kinds: a stale object
+// of a kind the probe has not reached yet is pruned once its informer starts.
 
 // namespaceCaches are a connection's per-namespace caches.
 type namespaceCaches struct {
