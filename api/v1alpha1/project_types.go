@@ -496,6 +496,12 @@ type ProjectSpec struct {
 	// +optional
 	LocalityLoadBalancing *PolicyReference `json:"localityLoadBalancing,omitempty"`
 
+	// rolloutStrategy names a RolloutStrategy (in the Project's namespace) that rolls every
+	// change of the Project, or of the policies it uses, out wave by wave. Unset: a change
+	// reaches every targeted cluster at once.
+	// +optional
+	RolloutStrategy *PolicyReference `json:"rolloutStrategy,omitempty"`
+
 	// workloads run in every targeted cluster.
 	// +optional
 	// +listType=map
@@ -649,6 +655,11 @@ type ProjectClusterStatus struct {
 	// +optional
 	LastContactTime *metav1.Time `json:"lastContactTime,omitempty"`
 
+	// revision is the ControllerRevision of the Project the cluster's objects were last
+	// rendered from; set when the Project has a rolloutStrategy.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+
 	// appliedPolicies are the policies (and their generations) the cluster's objects were
 	// last applied from.
 	// +optional
@@ -685,6 +696,11 @@ type ProjectStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Clusters []ProjectClusterStatus `json:"clusters,omitempty"`
+
+	// rollout is the state of the rollout of the latest revision, when the Project has a
+	// rolloutStrategy.
+	// +optional
+	Rollout *ProjectRolloutStatus `json:"rollout,omitempty"`
 }
 
 // Project is a team's service that convoy runs in a set of service clusters.
@@ -695,6 +711,9 @@ type ProjectStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Clusters",type=string,JSONPath=`.status.readyClusters`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
+// +kubebuilder:printcolumn:name="Wave",type=string,JSONPath=`.status.rollout.currentWave`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.rollout.targetRevision`,priority=1
 // +kubebuilder:printcolumn:name="Team",type=string,JSONPath=`.spec.owner.team`,priority=1
 // +kubebuilder:selectablefield:JSONPath=`.spec.owner.team`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
