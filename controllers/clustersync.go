@@ -102,16 +102,26 @@ func ownerOf(p *convoyv1.Project) remote.Owner {
 func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.ServiceCluster) (convoyv1.ProjectClusterStatus, error) {
 	project := pi.project
 	prev := previous(project, sc.Name)
-	st := convoyv1.ProjectClusterStatus{Name: sc.Name, ObservedGeneration: project.Generation, LastSyncTime: prev.LastSyncTime, AppliedPolicies: prev.AppliedPolicies}
+	st := convoyv1.ProjectClusterStatus{Name: sc.Name, ObservedGeneration: project.Generation, LastSyncTime: prev.LastSyncTime, AppliedPolicies: prev.AppliedPolicies, Revision: prev.Revision}
 	conn, ok := s.reachable(sc, &st)
 	if !ok {
 		return st, nil
+	}
+	// Under a rollout strategy the cluster runs the revision its wave is at, not the live spec.
+	rendered, policies := project, pi.policies
+	if st.Revision = pi.revisionFor(sc.Name); st.Revision != "" {
+		in, err := s.revisions.load(ctx, project.Namespace, st.Revision)
+		if err != nil {
+			st.Reason, st.Message = convoyv1.ReasonApplyFailed, err.Error()
+			return st, err
+		}
+		rendered, policies = in.apply(project, pi.policies)
 	}
 	// Render for the capabilities the connection verified, not for what the ServiceCluster
 	// recorded earlier: a cluster whose Istio was just removed must not get DestinationRules.
 	verified := sc.DeepCopy()
 	verified.Status.Capabilities = conn.Identity().Capabilities
-	desired, err := render.ForCluster(project, verified, pi.policies)
+	desired, err := render.ForCluster(rendered, verified, policies)
 	if err != nil {
 		st.Reason, st.Message = convoyv1.ReasonInvalidSpec, err.Error()
 		return st, nil

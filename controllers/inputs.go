@@ -11,6 +11,7 @@ import (
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/render"
+	"github.com/convoy-dev/convoy/internal/rollout"
 )
 
 // inputs reads what a Project's objects are rendered from. Everything comes from the
@@ -23,12 +24,14 @@ type inputs struct {
 	secrets *secretContents
 	// checks remembers what checking each Project's rendered objects found.
 	checks *renderChecks
+	// revisions stores and decodes the revisions of Projects with a rollout strategy.
+	revisions *revisions
 }
 
 // newInputs reads Projects through c (the manager's cache) and Secret contents through
 // apiReader.
 func newInputs(c client.Client, apiReader client.Reader, drainHelperImage string) inputs {
-	return inputs{Client: c, DrainHelperImage: drainHelperImage, secrets: newSecretContents(apiReader), checks: newRenderChecks()}
+	return inputs{Client: c, DrainHelperImage: drainHelperImage, secrets: newSecretContents(apiReader), checks: newRenderChecks(), revisions: newRevisions(c)}
 }
 
 // projectInputs is a Project with the clusters and policies it is rendered from.
@@ -42,6 +45,10 @@ type projectInputs struct {
 	// invalid says what is wrong with the spec beyond what admission checks, naming the field.
 	invalid   []string
 	placement render.Placement
+	// strategy is the RolloutStrategy the Project names, and waves the wave of each targeted
+	// cluster under it; nil when the Project has none.
+	strategy *convoyv1.RolloutStrategy
+	waves    map[string]string
 	// placementErr is an invalid placement; API validation makes it unreachable in practice.
 	placementErr error
 }
@@ -73,10 +80,48 @@ func (in inputs) gather(ctx context.Context, key client.ObjectKey) (*projectInpu
 	for _, sc := range pi.placement.Targeted {
 		pi.policies.Regions = append(pi.policies.Regions, sc.Spec.Region)
 	}
+	if err := in.gatherStrategy(ctx, pi); err != nil {
+		return nil, err
+	}
 	if pi.invalid = render.ValidateOverrides(project); len(pi.invalid) == 0 && !pi.deleting() && !pi.blocked() {
 		pi.invalid = in.checks.problems(pi)
 	}
 	return pi, nil
+}
+
+// gatherStrategy reads the Project's RolloutStrategy and puts each targeted cluster in its wave.
+func (in inputs) gatherStrategy(ctx context.Context, pi *projectInputs) error {
+	ref := pi.project.Spec.RolloutStrategy
+	if ref == nil {
+		return nil
+	}
+	strategy := &convoyv1.RolloutStrategy{}
+	switch err := in.Get(ctx, client.ObjectKey{Namespace: pi.project.Namespace, Name: ref.Name}, strategy); {
+	case apierrors.IsNotFound(err):
+		pi.missing = append(pi.missing, fmt.Sprintf("RolloutStrategy %s/%s referenced by spec.rolloutStrategy does not exist; create it or remove the reference", pi.project.Namespace, ref.Name))
+		return nil
+	case err != nil:
+		return err
+	}
+	pi.strategy, pi.waves = strategy, map[string]string{}
+	for _, sc := range pi.placement.Targeted {
+		wave, err := rollout.WaveOf(&strategy.Spec, sc)
+		if err != nil {
+			pi.invalid = append(pi.invalid, fmt.Sprintf("RolloutStrategy %s: %v", strategy.Name, err))
+			return nil
+		}
+		pi.waves[sc.Name] = wave
+	}
+	return nil
+}
+
+// revisionFor is the revision a cluster is to run: empty when the Project has no rollout
+// strategy (or no rollout yet), so its live spec is rendered.
+func (pi *projectInputs) revisionFor(cluster string) string {
+	if pi.strategy == nil {
+		return ""
+	}
+	return rollout.Desired(pi.project.Status.Rollout, pi.waves[cluster], cluster, previous(pi.project, cluster).Revision)
 }
 
 // targets reports whether the Project is to be running in the cluster.
@@ -99,8 +144,8 @@ func (pi *projectInputs) blocked() bool {
 func (pi *projectInputs) pairInputsHash(sc *convoyv1.ServiceCluster) uint64 {
 	h := fnv.New64a()
 	// The labels: overrides select clusters by them.
-	fmt.Fprintf(h, "%d|%v|%v|%d|%v|%v|%+v|%s|%v|", pi.project.Generation, pi.deleting(), pi.targets(sc.Name),
-		sc.Generation, sc.Labels, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions)
+	fmt.Fprintf(h, "%d|%v|%v|%d|%v|%v|%+v|%s|%v|%s|", pi.project.Generation, pi.deleting(), pi.targets(sc.Name),
+		sc.Generation, sc.Labels, sc.DeletionTimestamp.IsZero(), sc.Status.Capabilities, readyOf(sc), pi.policies.Regions, pi.revisionFor(sc.Name))
 	for _, p := range pi.policies.AppliedPolicies() {
 		fmt.Fprintf(h, "%s/%s/%d|", p.Kind, p.Name, p.Generation)
 	}

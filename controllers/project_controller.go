@@ -11,12 +11,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/engine"
+	"github.com/convoy-dev/convoy/internal/gate"
 )
 
 // ProjectReconciler turns the results of a Project's (Project, cluster) pairs into its status
@@ -29,6 +31,10 @@ type ProjectReconciler struct {
 	state  *pairState
 	// ResyncPeriod re-aggregates status without events; pairs resync on their own queues.
 	ResyncPeriod time.Duration
+	// Events records rollout transitions on the Project.
+	Events events.EventRecorder
+	// Gates evaluates the health gates of rollout strategies.
+	Gates *gate.Evaluator
 }
 
 // +kubebuilder:rbac:groups=convoy.dev,resources=projects,verbs=get;list;watch;update;patch
@@ -77,7 +83,16 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, reconcile.TerminalError(pi.placementErr)
 	}
 	r.summarize(project, r.clusterStatuses(pi), len(pi.placement.Targeted))
-	return ctrl.Result{RequeueAfter: wait.Jitter(r.ResyncPeriod, 0.1)}, nil
+	after, err := r.advanceRollout(ctx, pi, project.Status.Clusters)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	rolloutConditions(project)
+	resync := wait.Jitter(r.ResyncPeriod, 0.1)
+	if after > 0 && after < resync {
+		resync = after
+	}
+	return ctrl.Result{RequeueAfter: resync}, nil
 }
 
 // clusterStatuses builds the per-cluster status from the pairs' results: one entry per
@@ -101,7 +116,13 @@ func (r *ProjectReconciler) clusterStatuses(pi *projectInputs) []convoyv1.Projec
 			continue
 		}
 		current := func(st convoyv1.ProjectClusterStatus) bool {
-			return st.ObservedGeneration == project.Generation && pi.policies.Current(st.AppliedPolicies)
+			if st.ObservedGeneration != project.Generation {
+				return false
+			}
+			if pi.strategy != nil { // the revision says which policies the cluster should have
+				return st.Revision == pi.revisionFor(sc.Name)
+			}
+			return pi.policies.Current(st.AppliedPolicies)
 		}
 		switch {
 		case ok && current(res.status) && res.status.Reason == convoyv1.ReasonConnecting && prev.Synced && current(prev):

@@ -32,9 +32,13 @@ import (
 func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options, results <-chan event.GenericEvent, batch time.Duration) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, policyIndex,
 		func(o client.Object) []string {
+			project := o.(*convoyv1.Project)
 			var keys []string
-			for _, ref := range policyRefs(o.(*convoyv1.Project)) {
+			for _, ref := range policyRefs(project) {
 				keys = append(keys, ref.indexValue())
+			}
+			if ref := project.Spec.RolloutStrategy; ref != nil {
+				keys = append(keys, policyKey{convoyv1.KindRolloutStrategy, ref.Name}.indexValue())
 			}
 			return keys
 		}); err != nil {
@@ -43,8 +47,11 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &convoyv1.Project{}, secretIndex, secretNames); err != nil {
 		return err
 	}
+	// The dispatcher also follows the rollout in the Project's status: a wave that starts,
+	// or rolls back, changes the revision its clusters run.
 	dispatcher := &projectDispatcher{inputs: r.inputs, Queues: r.Queues, state: r.state}
-	if err := r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project-dispatch")).WithOptions(opts).Complete(dispatcher); err != nil {
+	if err := r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project-dispatch"), predicate.Or(predicate.GenerationChangedPredicate{}, rolloutChangedPredicate())).
+		WithOptions(opts).Complete(dispatcher); err != nil {
 		return err
 	}
 	// Results of several pairs of one Project coalesce into one status patch, queued behind
@@ -52,16 +59,20 @@ func (r *ProjectReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.O
 	batched := handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		addLowPriority(q, batch, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)})
 	}}
-	return r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project")).
+	return r.watchInputs(ctrl.NewControllerManagedBy(mgr).Named("project"), predicate.GenerationChangedPredicate{}).
 		WatchesRawSource(source.Channel(results, batched)).
+		Watches(&convoyv1.RolloutApproval{}, handler.EnqueueRequestsFromMapFunc(approvedProject)).
 		WithOptions(opts).
 		Complete(r)
 }
 
-// watchInputs adds the triggers both Project controllers share.
-func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Request]) *builder.TypedBuilder[reconcile.Request] {
+// watchInputs adds the triggers both Project controllers share; projectChanged says which
+// Project updates wake the controller.
+func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Request], projectChanged predicate.Predicate) *builder.TypedBuilder[reconcile.Request] {
 	return b.
-		For(&convoyv1.Project{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&convoyv1.Project{}, builder.WithPredicates(projectChanged)).
+		Watches(&convoyv1.RolloutStrategy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindRolloutStrategy)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&convoyv1.ServiceCluster{}, lowPriority(r.projectsForCluster), builder.WithPredicates(clusterChangedPredicate())).
 		Watches(&convoyv1.GracefulShutdownPolicy{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsing(convoyv1.KindGracefulShutdownPolicy)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -69,6 +80,24 @@ func (r *ProjectReconciler) watchInputs(b *builder.TypedBuilder[reconcile.Reques
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Metadata only: a change shows as a new resourceVersion; contents are read on demand.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.projectsUsingSecret), builder.OnlyMetadata)
+}
+
+// rolloutChangedPredicate passes Project updates that change its rollout status.
+func rolloutChangedPredicate() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*convoyv1.Project)
+		n, ok2 := e.ObjectNew.(*convoyv1.Project)
+		return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Status.Rollout, n.Status.Rollout)
+	}}
+}
+
+// approvedProject maps a RolloutApproval to the Project it approves a wave of.
+func approvedProject(_ context.Context, obj client.Object) []reconcile.Request {
+	a, ok := obj.(*convoyv1.RolloutApproval)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: a.Namespace, Name: a.Spec.Project}}}
 }
 
 // projectsUsingSecret maps a Secret to the Projects in its namespace that deliver it.

@@ -3,16 +3,21 @@ package controllers
 import (
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/engine"
+	"github.com/convoy-dev/convoy/internal/gate"
 	"github.com/convoy-dev/convoy/internal/informer"
 	"github.com/convoy-dev/convoy/internal/remote"
 )
@@ -35,6 +40,8 @@ type Config struct {
 	NamespaceRecheck time.Duration
 	// DrainHelperImage is the convoy-drain image for PreStop hooks that need it.
 	DrainHelperImage string
+	// GateInterval is how often a soaking wave's health gates query Prometheus.
+	GateInterval time.Duration
 }
 
 // CacheOptions are the manager cache's options: objects are cached without managedFields,
@@ -42,7 +49,14 @@ type Config struct {
 // object, and informers resume within seconds after the manager's API server was away
 // (client-go's own backoff would leave changes waiting 30 s or more).
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), NewInformer: informer.NewSharedIndexInformer}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(), NewInformer: informer.NewSharedIndexInformer,
+		// Only convoy's revisions: StatefulSets and DaemonSets in the manager cluster keep
+		// theirs as ControllerRevisions too.
+		ByObject: map[client.Object]cache.ByObject{&appsv1.ControllerRevision{}: {
+			Label: labels.SelectorFromSet(labels.Set{convoyv1.ManagedByLabel: convoyv1.ManagedByValue}),
+		}},
+	}
 }
 
 // The metrics endpoint checks who asks (controller-runtime's authentication and
@@ -54,6 +68,9 @@ func CacheOptions() cache.Options {
 func Setup(mgr ctrl.Manager, cfg Config) error {
 	if cfg.BatchDelay == 0 {
 		cfg.BatchDelay = 200 * time.Millisecond
+	}
+	if cfg.GateInterval == 0 {
+		cfg.GateInterval = 30 * time.Second
 	}
 	if cfg.NamespaceRecheck == 0 {
 		cfg.NamespaceRecheck = 30 * time.Second
@@ -71,7 +88,9 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 			results <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: project.Namespace, Name: project.Name}}}
 		},
 	}
-	if err := ctrlmetrics.Registry.Register(projectCollector{reader: mgr.GetCache()}); err != nil {
+	collector := projectCollector{reader: mgr.GetCache()}
+	ctrlmetrics.Registry.Unregister(collector) // a manager set up again in one process (tests) replaces the last one's
+	if err := ctrlmetrics.Registry.Register(collector); err != nil {
 		return err
 	}
 	queues := engine.New(engine.Options{Workers: cfg.ClusterWorkers, Timeout: cfg.SyncTimeout}, worker.Sync)
@@ -104,5 +123,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Queues:       queues,
 		state:        state,
 		ResyncPeriod: cfg.ResyncPeriod,
+		Events:       mgr.GetEventRecorder("convoy"),
+		Gates:        gate.NewEvaluator(cfg.GateInterval, 5*time.Second),
 	}).SetupWithManager(mgr, opts, results, cfg.BatchDelay)
 }

@@ -20,8 +20,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -218,6 +220,19 @@ var _ = BeforeSuite(func() {
 	svcA = startServiceCluster("svc-a", istioCRDs()) // svc-b has no Istio
 	svcB = startServiceCluster("svc-b")
 
+	startManager()
+	// Cleanups run last-in first-out: stop the manager and the fleet before the API servers.
+	DeferCleanup(func() { stopManager() })
+
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}})).To(Succeed())
+	registerCluster(svcA, map[string]string{"env": "prod", "stage": "canary"}, "ap-northeast-2")
+	registerCluster(svcB, map[string]string{"env": "prod"}, "ap-northeast-1")
+})
+
+// startManager starts the convoy manager, with a fleet of its own, against the manager API
+// server; stopManager stops both.
+func startManager() {
+	scheme := convoyscheme.New()
 	fleet = remote.NewFleet(remote.Options{
 		Scheme:         scheme,
 		ConnectTimeout: 10 * time.Second,
@@ -228,10 +243,12 @@ var _ = BeforeSuite(func() {
 		Thresholds:     remote.Thresholds{Failures: 2, Successes: 2},
 		WrapTransport:  writes.wrap,
 	})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(managerCfg, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		// A restarted manager registers its controllers under the same names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(mgr, controllers.Config{
@@ -244,24 +261,25 @@ var _ = BeforeSuite(func() {
 		// far away so that the tests prove it.
 		NamespaceRecheck: 5 * time.Minute,
 		DrainHelperImage: "ghcr.io/convoy-dev/convoy-drain:test",
+		GateInterval:     time.Second,
 	})).To(Succeed())
+	mgrCtx, mgrCancel := context.WithCancel(ctx)
 	managerDone := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
 		defer close(managerDone)
-		Expect(mgr.Start(ctx)).To(Succeed())
+		Expect(mgr.Start(mgrCtx)).To(Succeed())
 	}()
-	// Cleanups run last-in first-out: stop the manager and the fleet before the API servers.
-	DeferCleanup(func() {
-		cancel()
+	current := fleet
+	stopManager = func() {
+		mgrCancel()
 		<-managerDone
-		fleet.Stop()
-	})
+		current.Stop()
+	}
+}
 
-	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}})).To(Succeed())
-	registerCluster(svcA, map[string]string{"env": "prod", "stage": "canary"}, "ap-northeast-2")
-	registerCluster(svcB, map[string]string{"env": "prod"}, "ap-northeast-1")
-})
+// stopManager stops the manager startManager started.
+var stopManager func()
 
 // registerCluster creates the kubeconfig Secret and the ServiceCluster, and waits until it is Ready.
 func registerCluster(sc *serviceCluster, labels map[string]string, region string) {

@@ -79,6 +79,12 @@ const (
 	// ReasonRejected: the service cluster's API server refused an object as invalid.
 	ReasonRejected = "Rejected"
 
+	// Rollout reasons of a Project's conditions.
+	ReasonRolloutProgressing = "RolloutProgressing"
+	ReasonWaitingForApproval = "WaitingForApproval"
+	ReasonRolloutHalted      = "RolloutHalted"
+	ReasonRolledBack         = "RolledBack"
+
 	// GracefulShutdownPolicy reasons and conditions.
 	ReasonValid                 = "Valid"
 	SpotNoticeExceededCondition = "SpotNoticeExceeded"
@@ -94,6 +100,7 @@ const (
 const (
 	KindGracefulShutdownPolicy = "GracefulShutdownPolicy"
 	KindLocalityLoadBalancing  = "LocalityLoadBalancing"
+	KindRolloutStrategy        = "RolloutStrategy"
 )
 
 // Well-known topology labels.

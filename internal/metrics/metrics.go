@@ -49,10 +49,32 @@ var (
 		Name: "convoy_cluster_last_contact_timestamp_seconds",
 		Help: "Unix time of the last successful health probe of a service cluster, by cluster.",
 	}, []string{"cluster"})
+
+	// Rollouts counts finished rollouts of Project revisions by result: complete, halted,
+	// rolled_back. Their sum is the deployment count; halted+rolled_back over it the failure
+	// rate.
+	Rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "convoy_rollouts_total",
+		Help: "Rollouts of Project revisions that finished, by result (complete, halted, rolled_back).",
+	}, []string{"result"})
+
+	// RolloutDuration is the time from a revision's rollout starting to its end.
+	RolloutDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "convoy_rollout_duration_seconds",
+		Help:    "Time from the start of a Project revision's rollout to its completion, halt or rollback, by result.",
+		Buckets: []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400},
+	}, []string{"result"})
+
+	// WaveFailures counts failed waves by wave name (the strategy's names, a small set).
+	WaveFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "convoy_rollout_wave_failures_total",
+		Help: "Rollout waves that failed (a workload failed, an object was rejected or a health gate was breached), by wave name.",
+	}, []string{"wave"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(RemoteWrites, RemoteWriteFailures, RemoteRequestDuration, Propagation, ClusterReady, ClusterLastContact)
+	ctrlmetrics.Registry.MustRegister(RemoteWrites, RemoteWriteFailures, RemoteRequestDuration, Propagation, ClusterReady, ClusterLastContact,
+		Rollouts, RolloutDuration, WaveFailures)
 }
 
 // ForgetCluster removes a deleted cluster's series.
