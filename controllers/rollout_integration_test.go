@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,12 +11,15 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -23,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/gate/gatetest"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
 )
 
@@ -171,7 +176,7 @@ var _ = Describe("Staged rollout", Ordered, func() {
 		remoteNS = project.Name
 		controllerCtx, stop := context.WithCancel(ctx)
 		DeferCleanup(stop)
-		runDeploymentController(controllerCtx, remoteNS, svcA, svcB, svcC)
+		runDeploymentController(controllerCtx, remoteNS, svcA, svcB, svcC, svcD)
 		Expect(k8sClient.Create(ctx, project)).To(Succeed())
 		DeferCleanup(func() {
 			Expect(k8sClient.Delete(ctx, project)).To(Succeed())
@@ -286,9 +291,6 @@ var _ = Describe("Staged rollout", Ordered, func() {
 
 		By("a cluster joining the canary wave, which has succeeded, gets the target revision")
 		registerCluster(svcD, map[string]string{"wave": "canary", "rollout-joiner": "yes"}, "ap-northeast-2")
-		controllerCtx, stop := context.WithCancel(ctx)
-		DeferCleanup(stop)
-		runDeploymentController(controllerCtx, remoteNS, svcD)
 		Eventually(func(g Gomega) {
 			g.Expect(image(g, svcD)).To(Equal("registry.example/api:v5"))
 			g.Expect(clusterStatus(g, project, "svc-d").Revision).To(Equal(target))
@@ -320,5 +322,40 @@ var _ = Describe("Staged rollout", Ordered, func() {
 		clusters = append(clusters, svcD)
 		expectComplete("registry.example/api:v5")
 		Expect(wave(rolloutOf(Default), "second").ApprovedBy).To(Equal("alice"))
+	})
+
+	It("fails a wave whose health gate, evaluated by a real Prometheus, is breached during the soak", func() {
+		errorRatio := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "convoy_test_error_ratio", Help: "5xx ratio per cluster."}, []string{"cluster"})
+		registry := prometheus.NewRegistry()
+		registry.MustRegister(errorRatio)
+		exporter := httptest.NewServer(promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+		DeferCleanup(exporter.Close)
+		errorRatio.WithLabelValues("svc-a").Set(0.01)
+		address := gatetest.StartPrometheus(GinkgoT(), strings.TrimPrefix(exporter.URL, "http://"))
+		updateStrategy(func(s *convoyv1.RolloutStrategySpec) {
+			s.Gates = []convoyv1.HealthGate{{Name: "error-ratio", Prometheus: convoyv1.PrometheusGate{
+				Address: address, Query: `max(convoy_test_error_ratio{cluster="{{cluster}}"}) or vector(0)`, Max: resource.MustParse("0.05"),
+			}}}
+		})
+
+		By("a gate that holds lets the canary through")
+		setImage("registry.example/api:v6")
+		Eventually(func(g Gomega) {
+			ro := rolloutOf(g)
+			g.Expect(wave(ro, "canary").Phase).To(Equal(convoyv1.WaveSucceeded), ro.Message)
+			g.Expect(ro.Phase).To(Equal(convoyv1.RolloutWaitingForApproval))
+		}, timeout, interval).Should(Succeed())
+
+		By("a breach during the next soak fails the canary and rolls it back")
+		errorRatio.WithLabelValues("svc-a").Set(0.5)
+		setImage("registry.example/api:v7")
+		Eventually(func(g Gomega) {
+			ro := rolloutOf(g)
+			g.Expect(ro.Phase).To(Equal(convoyv1.RolloutRolledBack), ro.Message)
+			g.Expect(wave(ro, "canary").Message).To(ContainSubstring("gate error-ratio in cluster svc-a: 0.5 > max 0.05"))
+			g.Expect(images(g)).To(Equal(map[string]string{
+				"svc-a": "registry.example/api:v5", "svc-b": "registry.example/api:v5", "svc-c": "registry.example/api:v5", "svc-d": "registry.example/api:v5",
+			}))
+		}, timeout, interval).Should(Succeed())
 	})
 })

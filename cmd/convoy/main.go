@@ -1,4 +1,5 @@
-// Command convoy registers service clusters with convoy and shows the fleet. Installed as
+// Command convoy registers service clusters with convoy, shows the fleet and approves
+// rollout waves. Installed as
 // kubectl-convoy on the PATH it also works as `kubectl convoy`.
 package main
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/convoy-dev/convoy/internal/approve"
 	"github.com/convoy-dev/convoy/internal/join"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
 	"github.com/convoy-dev/convoy/internal/version"
@@ -56,14 +58,14 @@ func command() *cobra.Command {
 	var manager clusterFlags
 	root := &cobra.Command{
 		Use:           name,
-		Short:         "Register service clusters with convoy and see the fleet",
+		Short:         "Register service clusters with convoy, see the fleet and approve rollout waves",
 		SilenceUsage:  true,
 		Version:       version.Version,
 		SilenceErrors: false,
 	}
 	root.PersistentFlags().StringVar(&manager.kubeconfig, "manager-kubeconfig", "", "kubeconfig of the manager cluster (default: KUBECONFIG or ~/.kube/config)")
 	root.PersistentFlags().StringVar(&manager.context, "manager-context", "", "context in the manager kubeconfig (default: its current context)")
-	root.AddCommand(joinCommand(&manager), unjoinCommand(&manager), statusCommand(&manager))
+	root.AddCommand(joinCommand(&manager), unjoinCommand(&manager), statusCommand(&manager), approveCommand(&manager))
 	return root
 }
 
@@ -169,4 +171,65 @@ func statusCommand(manager *clusterFlags) *cobra.Command {
 			return join.Status(cmd.Context(), c, project, time.Now(), cmd.OutOrStdout())
 		},
 	}
+}
+
+func approveCommand(manager *clusterFlags) *cobra.Command {
+	var o approve.Options
+	c := &cobra.Command{
+		Use:   "approve NAMESPACE/PROJECT --wave WAVE",
+		Short: "Let a wave of a Project's rollout start: create a RolloutApproval in your name",
+		Long: `approve lets a wave that requires approval (requireApproval in the Project's RolloutStrategy)
+start. It reads the Project in the manager cluster, checks that the wave is one of the rollout's
+and is WaitingForApproval, or still Pending (approving ahead of time), finds who you are as the
+API server authenticates you (SelfSubjectReview, like kubectl auth whoami) and creates a
+RolloutApproval <project>-<wave>-<revision hash> for the revision being rolled out
+(status.rollout.targetRevision), with you as the approver. An approval counts only for the
+revision it names: a later change needs a new one. Delete it to withdraw it before the wave starts.
+
+You need the ClusterRole convoy-rollout-approver bound in the Project's namespace. The admission
+policy convoy-rollout-approval refuses an approval whose spec.approver is not the user creating
+it, whichever way it is made.
+
+The same with kubectl:
+
+  NS=shop PROJECT=api WAVE=seoul
+  REV=$(kubectl get project -n $NS $PROJECT -o jsonpath='{.status.rollout.targetRevision}')
+  kubectl apply -f - <<EOF
+  apiVersion: convoy.dev/v1alpha1
+  kind: RolloutApproval
+  metadata:
+    name: $PROJECT-$WAVE-${REV##*-}
+    namespace: $NS
+  spec:
+    project: $PROJECT
+    wave: $WAVE
+    revision: $REV
+    approver: $(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
+    reason: CHG-1234
+  EOF`,
+		Example: `  convoy approve shop/api --wave seoul --reason CHG-1234
+  convoy approve shop/api --wave seoul --revision api-5d8f9c7b6a   # only if that is still the revision rolling out
+  convoy approve shop/api --wave rest --dry-run                     # print the RolloutApproval`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.Namespace, o.Project, err = approve.ParseProject(args[0]); err != nil {
+				return err
+			}
+			c, err := manager.client()
+			if err != nil {
+				return fmt.Errorf("manager cluster: %w", err)
+			}
+			o.Out = cmd.OutOrStdout()
+			_, err = approve.Approve(cmd.Context(), c, o)
+			return err
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.Wave, "wave", "", "the wave to approve (required; see kubectl get project -n NAMESPACE PROJECT -o yaml, status.rollout.waves)")
+	f.StringVar(&o.Reason, "reason", "", "a note for the record, for example a change ticket")
+	f.StringVar(&o.Revision, "revision", "", "the revision to approve (default: the one being rolled out); refused unless it is that one")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the RolloutApproval instead of creating it")
+	_ = c.MarkFlagRequired("wave")
+	return c
 }

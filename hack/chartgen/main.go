@@ -7,7 +7,11 @@
 //     .Files.Get so that their text never runs through the template engine.
 //   - charts/convoy/files/rbac/*-rules.yaml: the rules of the manager ClusterRole
 //     (config/rbac/role.yaml, generated from the +kubebuilder:rbac markers), of the
-//     leader-election Role and of the metrics-reader ClusterRole.
+//     leader-election Role, of the metrics-reader ClusterRole and of the rollout-approver
+//     ClusterRole (the last three are hand-written in config/rbac).
+//
+// The admission policies (config/admission) are not generated: the chart's
+// templates/admission.yaml is written by hand and test/chart compares it with them.
 //
 // Run it from the repository root: go run ./hack/chartgen. The output depends only on the
 // input files, so a second run changes nothing; `make verify` relies on that.
@@ -48,6 +52,7 @@ var rbacSources = []struct {
 	{"manager-rules.yaml", "role.yaml", "ClusterRole", "manager-role"},
 	{"leader-election-rules.yaml", "leader_election_role.yaml", "Role", "leader-election-role"},
 	{"metrics-reader-rules.yaml", "metrics_reader_role.yaml", "ClusterRole", "metrics-reader"},
+	{"rollout-approver-rules.yaml", "rollout_approver_role.yaml", "ClusterRole", "rollout-approver"},
 }
 
 func main() {

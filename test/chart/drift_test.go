@@ -3,6 +3,7 @@ package chart
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
 )
 
 // normalizedRules expands rules into sorted "apiGroup resource resourceName verb" and
@@ -76,6 +78,7 @@ func TestRBACMatchesConfig(t *testing.T) {
 		{"ClusterRole", "-manager", "role.yaml"},
 		{"Role", "-leader-election", "leader_election_role.yaml"},
 		{"ClusterRole", "-metrics-reader", "metrics_reader_role.yaml"},
+		{"ClusterRole", "-rollout-approver", "rollout_approver_role.yaml"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			want := configObject(t, tc.file)
@@ -153,6 +156,71 @@ func TestCRDsMatchConfig(t *testing.T) {
 		if diff := cmp.Diff(want.Object, got.Object); diff != "" {
 			t.Errorf("CRD %s differs from %s (-config +chart); run `go run ./hack/chartgen`:\n%.3000s",
 				want.GetName(), strings.TrimPrefix(src, repoRoot+"/"), diff)
+		}
+	}
+}
+
+// TestAdmissionPoliciesMatchConfig: templates/admission.yaml holds the objects of
+// config/admission with config/default's name prefix, and the same specs. The chart's copy is
+// written by hand (it carries the release's labels), so this is what keeps the two in step.
+func TestAdmissionPoliciesMatchConfig(t *testing.T) {
+	kustomization, err := os.ReadFile(filepath.Join(repoRoot, "config", "default", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		NamePrefix string   `json:"namePrefix"`
+		Resources  []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(kustomization, &k); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(k.Resources, "../admission") {
+		t.Errorf("config/default/kustomization.yaml does not install ../admission")
+	}
+	sources, err := filepath.Glob(filepath.Join(repoRoot, "config", "admission", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []*unstructured.Unstructured
+	for _, src := range sources {
+		if strings.HasPrefix(filepath.Base(src), "kustomiz") {
+			continue
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := decodeObjects(data)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		want = append(want, objs...)
+	}
+	if len(want) == 0 {
+		t.Fatal("no objects in config/admission")
+	}
+	got := map[string]*unstructured.Unstructured{}
+	for _, o := range render(t, nil, showOnly("admission.yaml")) {
+		got[o.GetKind()+" "+o.GetName()] = o
+	}
+	if len(got) != len(want) {
+		t.Errorf("templates/admission.yaml renders %d objects, config/admission has %d", len(got), len(want))
+	}
+	for _, w := range want {
+		name := k.NamePrefix + w.GetName()
+		g, ok := got[w.GetKind()+" "+name]
+		if !ok {
+			t.Errorf("chart lacks %s %s (config/admission's %s with config/default's prefix)", w.GetKind(), name, w.GetName())
+			continue
+		}
+		spec, _, _ := unstructured.NestedMap(w.Object, "spec")
+		if policy, ok := spec["policyName"].(string); ok {
+			spec["policyName"] = k.NamePrefix + policy // kustomize's nameReference does the same
+		}
+		gotSpec, _, _ := unstructured.NestedMap(g.Object, "spec")
+		if diff := cmp.Diff(spec, gotSpec); diff != "" {
+			t.Errorf("%s %s differs from config/admission (-config +chart):\n%s", w.GetKind(), name, diff)
 		}
 	}
 }
