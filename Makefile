@@ -49,10 +49,12 @@ envtest-assets: ## Build (or reuse) kube-apiserver and etcd for envtest.
 	@hack/k8s-binaries.sh kube-apiserver etcd >/dev/null
 
 .PHONY: test
-test: ## Run unit and integration tests (real kube-apiserver + etcd via envtest).
+test: ## Run unit and integration tests (real kube-apiserver + etcd via envtest, a real Prometheus for health gates).
 	@assets="$${KUBEBUILDER_ASSETS:-$$(hack/k8s-binaries.sh kube-apiserver etcd | tail -n 1)}"; \
 	echo "Using envtest binaries from $$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./...
+	prometheus="$${PROMETHEUS:-$$(hack/prometheus.sh | tail -n 1)}"; \
+	echo "Using $$prometheus for the health-gate tests"; \
+	PROMETHEUS="$$prometheus" KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./...
 
 ##@ Local fleet (kwokctl: a manager cluster and three service clusters, no Docker)
 

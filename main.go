@@ -35,6 +35,7 @@ func main() {
 		clusterMaxBackoff                 time.Duration
 		clusterWorkers                    int
 		syncTimeout                       time.Duration
+		gateInterval                      time.Duration
 		remoteQPS, kubeAPIQPS             float64
 		remoteBurst, kubeBurst            int
 		remoteRequestTimeout              time.Duration
@@ -50,6 +51,7 @@ func main() {
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Reconciles at once of each manager-side controller (Project dispatch, Project status, ServiceCluster); none of them waits on a service cluster.")
 	flag.IntVar(&clusterWorkers, "cluster-workers", 4, "(Project, cluster) pairs synced at once in each service cluster.")
 	flag.DurationVar(&syncTimeout, "sync-timeout", time.Minute, "Upper bound of one sync of a Project in one cluster.")
+	flag.DurationVar(&gateInterval, "gate-interval", 30*time.Second, "How often the health gates of a soaking rollout wave query Prometheus; results are shared for this long.")
 	flag.DurationVar(&resyncPeriod, "resync-period", 10*time.Minute, "How often every Project is re-checked in each cluster without an event (jittered by 10%). A resync that finds nothing to change sends no write to service clusters.")
 	flag.DurationVar(&clusterProbeInterval, "cluster-probe-interval", 30*time.Second, "Time between health probes of each service cluster.")
 	flag.DurationVar(&clusterProbeTimeout, "cluster-probe-timeout", 5*time.Second, "A probe that takes longer counts as failed: a cluster that answers too slowly is treated as down.")
@@ -116,6 +118,7 @@ func main() {
 		ResyncPeriod:            resyncPeriod,
 		ClusterWorkers:          clusterWorkers,
 		SyncTimeout:             syncTimeout,
+		GateInterval:            gateInterval,
 		DrainHelperImage:        drainHelperImage,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")

@@ -18,6 +18,9 @@ import (
 // +kubebuilder:rbac:groups=convoy.dev,resources=rolloutstrategies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=convoy.dev,resources=rolloutapprovals,verbs=get;list;watch
 
+// gateBudget bounds the time one status reconcile spends querying health gates.
+const gateBudget = 10 * time.Second
+
 // advanceRollout is the rollout phase of the Project status controller: it records the
 // revision of the Project's current inputs and moves its rollout one step from the clusters'
 // statuses. The step is persisted in status.rollout, which the dispatcher reads to decide what
@@ -44,9 +47,13 @@ func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInput
 			clusters = append(clusters, rollout.Cluster{Name: st.Name, Wave: pi.waves[st.Name], Revision: st.Revision, Reason: st.Reason, Message: st.Message})
 		}
 	}
+	// Gates answer from the evaluator's cache within an interval; an unreachable Prometheus
+	// costs at most gateBudget per reconcile (undecided gates hold the wave).
+	gateCtx, cancel := context.WithTimeout(ctx, gateBudget)
+	defer cancel()
 	out := rollout.Step(project.Status.Rollout, rollout.Input{
 		Now: time.Now(), Strategy: pi.strategy.Name, Spec: &pi.strategy.Spec, Target: target, Clusters: clusters,
-		Approvals: approvals, Gates: r.gatesOf(ctx, pi), GateInterval: r.Gates.Interval,
+		Approvals: approvals, Gates: r.gatesOf(gateCtx, pi), GateInterval: r.Gates.Interval,
 	})
 	r.announce(project, out)
 	project.Status.Rollout = out.Status

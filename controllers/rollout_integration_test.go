@@ -1,10 +1,8 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -21,13 +20,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/gate/gatetest"
+	"github.com/convoy-dev/convoy/internal/manifest"
+	"github.com/convoy-dev/convoy/internal/metrics"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
 )
 
@@ -68,17 +67,10 @@ func runDeploymentController(ctx context.Context, namespace string, clusters ...
 
 // applyManifest creates every object of a YAML file of the repository in the manager cluster.
 func applyManifest(path string) {
-	data, err := os.ReadFile(path)
+	objs, err := manifest.DecodeFile(path)
 	Expect(err).NotTo(HaveOccurred())
-	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := decoder.Decode(&obj.Object); err != nil {
-			break
-		}
-		if len(obj.Object) > 0 {
-			Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, obj))).To(Succeed())
-		}
+	for _, obj := range objs {
+		Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, obj))).To(Succeed())
 	}
 }
 
@@ -94,7 +86,7 @@ func clientAs(user string) client.Client {
 var _ = Describe("Staged rollout", Ordered, func() {
 	var (
 		namespace, remoteNS string
-		svcC, svcD          *serviceCluster
+		svcRest, svcJoiner  *serviceCluster
 		project             *convoyv1.Project
 		strategy            *convoyv1.RolloutStrategy
 		clusters            []*serviceCluster
@@ -153,10 +145,10 @@ var _ = Describe("Staged rollout", Ordered, func() {
 	}
 
 	BeforeAll(func() {
-		svcC = startServiceCluster("svc-c")
-		svcD = startServiceCluster("svc-d") // registered mid-rollout
-		registerCluster(svcC, map[string]string{"env": "rollout"}, "ap-northeast-1")
-		clusters = []*serviceCluster{svcA, svcB, svcC}
+		svcRest = startServiceCluster("svc-rest")
+		svcJoiner = startServiceCluster("svc-joiner") // registered mid-rollout
+		registerCluster(svcRest, map[string]string{"env": "rollout"}, "ap-northeast-1")
+		clusters = []*serviceCluster{svcA, svcB, svcRest}
 		namespace = newTestNamespace()
 		strategy = &convoyv1.RolloutStrategy{
 			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "canary-first"},
@@ -169,26 +161,33 @@ var _ = Describe("Staged rollout", Ordered, func() {
 			}},
 		}
 		Expect(k8sClient.Create(ctx, strategy)).To(Succeed())
-		placement := selectNames("svc-a", "svc-b", "svc-c")
+		placement := selectNames("svc-a", "svc-b", "svc-rest")
 		placement.ClusterSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"rollout-joiner": "yes"}}
 		project = newProject(namespace, placement, workload("api", "registry.example/api:v1", 1, false))
 		project.Spec.RolloutStrategy = &convoyv1.PolicyReference{Name: strategy.Name}
+		Expect(k8sClient.Create(ctx, &convoyv1.GracefulShutdownPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "web"},
+			Spec:       convoyv1.GracefulShutdownPolicySpec{PreStop: convoyv1.PreStop{Sleep: &convoyv1.SleepPreStop{Seconds: 5}}},
+		})).To(Succeed())
+		project.Spec.GracefulShutdownPolicy = &convoyv1.PolicyReference{Name: "web"}
 		remoteNS = project.Name
 		controllerCtx, stop := context.WithCancel(ctx)
 		DeferCleanup(stop)
-		runDeploymentController(controllerCtx, remoteNS, svcA, svcB, svcC, svcD)
+		runDeploymentController(controllerCtx, remoteNS, svcA, svcB, svcRest, svcJoiner)
 		Expect(k8sClient.Create(ctx, project)).To(Succeed())
 		DeferCleanup(func() {
 			Expect(k8sClient.Delete(ctx, project)).To(Succeed())
 			Eventually(func() bool {
 				return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(project), &convoyv1.Project{}))
 			}, timeout, interval).Should(BeTrue())
-			for _, name := range []string{"svc-c", "svc-d"} {
+			for _, name := range []string{"svc-rest", "svc-joiner"} {
 				sc := &convoyv1.ServiceCluster{ObjectMeta: metav1.ObjectMeta{Name: name}}
 				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, sc))).To(Succeed())
 				Eventually(func() bool {
 					return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(sc), sc))
 				}, timeout, interval).Should(BeTrue())
+				secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "convoy-system", Name: name + "-kubeconfig"}}
+				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, secret))).To(Succeed())
 			}
 		})
 	})
@@ -210,7 +209,7 @@ var _ = Describe("Staged rollout", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 		// While the canary soaks, the later waves keep the previous image.
 		Consistently(func(g Gomega) {
-			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v2", "svc-b": "registry.example/api:v1", "svc-c": "registry.example/api:v1"}))
+			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v2", "svc-b": "registry.example/api:v1", "svc-rest": "registry.example/api:v1"}))
 		}, 2*time.Second, interval).Should(Succeed())
 		expectComplete("registry.example/api:v2")
 		ro := rolloutOf(Default)
@@ -221,7 +220,31 @@ var _ = Describe("Staged rollout", Ordered, func() {
 			Expect(w.CompletionTime).NotTo(BeNil(), w.Name)
 		}
 		Expect(wave(ro, "second").StartTime.Time).NotTo(BeTemporally("<", wave(ro, "canary").CompletionTime.Time))
-		Expect(wave(ro, convoyv1.RestWave).Clusters).To(Equal([]string{"svc-c"}))
+		Expect(wave(ro, convoyv1.RestWave).Clusters).To(Equal([]string{"svc-rest"}))
+	})
+
+	It("rolls a change of a policy the Project uses through the same waves", func() {
+		grace := func(g Gomega, sc *serviceCluster) int64 {
+			return *remoteDeployment(g, sc, remoteNS, "api").Spec.Template.Spec.TerminationGracePeriodSeconds
+		}
+		before := grace(Default, svcB)
+		Eventually(func(g Gomega) {
+			p := &convoyv1.GracefulShutdownPolicy{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "web"}, p)).To(Succeed())
+			p.Spec.PreStop.Sleep.Seconds = 20
+			g.Expect(k8sClient.Update(ctx, p)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(wave(rolloutOf(g), "canary").Phase).To(Equal(convoyv1.WaveSoaking))
+			g.Expect(grace(g, svcA)).To(BeNumerically(">", before))
+		}, timeout, interval).Should(Succeed())
+		Expect(grace(Default, svcB)).To(Equal(before), "the second wave has not started")
+		Expect(grace(Default, svcRest)).To(Equal(before), "the last wave has not started")
+		Eventually(func(g Gomega) {
+			ro := rolloutOf(g)
+			g.Expect(ro.Phase).To(Equal(convoyv1.RolloutComplete))
+			g.Expect(grace(g, svcRest)).To(Equal(grace(g, svcA)))
+		}, timeout, interval).Should(Succeed())
 	})
 
 	It("halts at a failed wave: later clusters keep the previous image and the Project says why", func() {
@@ -233,7 +256,7 @@ var _ = Describe("Staged rollout", Ordered, func() {
 			g.Expect(wave(ro, "canary").Phase).To(Equal(convoyv1.WaveFailed))
 		}, timeout, interval).Should(Succeed())
 		Consistently(func(g Gomega) {
-			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v3" + brokenSuffix, "svc-b": "registry.example/api:v2", "svc-c": "registry.example/api:v2"}))
+			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v3" + brokenSuffix, "svc-b": "registry.example/api:v2", "svc-rest": "registry.example/api:v2"}))
 		}, 2*time.Second, interval).Should(Succeed())
 		p := getProject(Default, project)
 		stalled := meta.FindStatusCondition(p.Status.Conditions, convoyv1.StalledCondition)
@@ -256,7 +279,7 @@ var _ = Describe("Staged rollout", Ordered, func() {
 			g.Expect(ro.Phase).To(Equal(convoyv1.RolloutRolledBack))
 			g.Expect(wave(ro, "canary").Phase).To(Equal(convoyv1.WaveRolledBack))
 			// The canary runs the last revision that reached every wave again.
-			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v2", "svc-b": "registry.example/api:v2", "svc-c": "registry.example/api:v2"}))
+			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v2", "svc-b": "registry.example/api:v2", "svc-rest": "registry.example/api:v2"}))
 			g.Expect(clusterStatus(g, project, "svc-a").Revision).To(Equal(ro.StableRevision))
 		}, timeout, interval).Should(Succeed())
 	})
@@ -285,15 +308,15 @@ var _ = Describe("Staged rollout", Ordered, func() {
 		startManager()
 		Consistently(func(g Gomega) {
 			g.Expect(rolloutOf(g).CurrentWave).To(Equal("second"))
-			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v5", "svc-b": "registry.example/api:v2", "svc-c": "registry.example/api:v2"}))
+			g.Expect(images(g)).To(Equal(map[string]string{"svc-a": "registry.example/api:v5", "svc-b": "registry.example/api:v2", "svc-rest": "registry.example/api:v2"}))
 		}, 3*time.Second, interval).Should(Succeed())
 		Expect(writes.InNamespace("svc-b", before, remoteNS)).To(BeEmpty(), "the restarted manager rewrote a cluster whose wave has not started")
 
 		By("a cluster joining the canary wave, which has succeeded, gets the target revision")
-		registerCluster(svcD, map[string]string{"wave": "canary", "rollout-joiner": "yes"}, "ap-northeast-2")
+		registerCluster(svcJoiner, map[string]string{"wave": "canary", "rollout-joiner": "yes"}, "ap-northeast-2")
 		Eventually(func(g Gomega) {
-			g.Expect(image(g, svcD)).To(Equal("registry.example/api:v5"))
-			g.Expect(clusterStatus(g, project, "svc-d").Revision).To(Equal(target))
+			g.Expect(image(g, svcJoiner)).To(Equal("registry.example/api:v5"))
+			g.Expect(clusterStatus(g, project, "svc-joiner").Revision).To(Equal(target))
 		}, timeout, interval).Should(Succeed())
 
 		approval := func(approver string) *convoyv1.RolloutApproval {
@@ -319,7 +342,7 @@ var _ = Describe("Staged rollout", Ordered, func() {
 
 		By("approving as alice")
 		Expect(clientAs("alice").Create(ctx, approval("alice"))).To(Succeed())
-		clusters = append(clusters, svcD)
+		clusters = append(clusters, svcJoiner)
 		expectComplete("registry.example/api:v5")
 		Expect(wave(rolloutOf(Default), "second").ApprovedBy).To(Equal("alice"))
 	})
@@ -354,8 +377,14 @@ var _ = Describe("Staged rollout", Ordered, func() {
 			g.Expect(ro.Phase).To(Equal(convoyv1.RolloutRolledBack), ro.Message)
 			g.Expect(wave(ro, "canary").Message).To(ContainSubstring("gate error-ratio in cluster svc-a: 0.5 > max 0.05"))
 			g.Expect(images(g)).To(Equal(map[string]string{
-				"svc-a": "registry.example/api:v5", "svc-b": "registry.example/api:v5", "svc-c": "registry.example/api:v5", "svc-d": "registry.example/api:v5",
+				"svc-a": "registry.example/api:v5", "svc-b": "registry.example/api:v5", "svc-rest": "registry.example/api:v5", "svc-joiner": "registry.example/api:v5",
 			}))
 		}, timeout, interval).Should(Succeed())
+
+		By("counting rollouts and failed waves in the manager's metrics")
+		Expect(testutil.ToFloat64(metrics.Rollouts.WithLabelValues("complete"))).To(BeNumerically(">=", 4))
+		Expect(testutil.ToFloat64(metrics.Rollouts.WithLabelValues("halted"))).To(BeNumerically(">=", 1))
+		Expect(testutil.ToFloat64(metrics.Rollouts.WithLabelValues("rolled_back"))).To(BeNumerically(">=", 2))
+		Expect(testutil.ToFloat64(metrics.WaveFailures.WithLabelValues("canary"))).To(BeNumerically(">=", 3))
 	})
 })

@@ -228,7 +228,7 @@ var _ = Describe("kubectl names", func() {
 
 var _ = Describe("The samples in config/samples", func() {
 	It("are accepted by the API server", func() {
-		for _, file := range []string{"servicecluster.yaml", "gracefulshutdownpolicy.yaml", "gracefulshutdownpolicy-worker.yaml", "localityloadbalancing.yaml", "secret.yaml", "project.yaml"} {
+		for _, file := range []string{"servicecluster.yaml", "gracefulshutdownpolicy.yaml", "gracefulshutdownpolicy-worker.yaml", "localityloadbalancing.yaml", "secret.yaml", "rolloutstrategy.yaml", "project.yaml"} {
 			data, err := os.ReadFile(filepath.Join("..", "config", "samples", file))
 			Expect(err).NotTo(HaveOccurred())
 			obj := &unstructured.Unstructured{}

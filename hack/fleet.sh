@@ -38,9 +38,9 @@ FLEET_ACCESS="${FLEET_ACCESS:-join}"
 # name region zones istio labels
 if [ -z "${FLEET_SERVICE_CLUSTERS:-}" ]; then
   SERVICE_CLUSTERS=(
-    "seoul-1 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod,stage=canary"
-    "seoul-2 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod"
-    "tokyo-1 ap-northeast-1 ap-northeast-1a,ap-northeast-1c,ap-northeast-1d no-istio env=prod"
+    "seoul-1 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod,stage=canary,topology.kubernetes.io/region=ap-northeast-2"
+    "seoul-2 ap-northeast-2 ap-northeast-2a,ap-northeast-2b,ap-northeast-2c istio env=prod,topology.kubernetes.io/region=ap-northeast-2"
+    "tokyo-1 ap-northeast-1 ap-northeast-1a,ap-northeast-1c,ap-northeast-1d no-istio env=prod,topology.kubernetes.io/region=ap-northeast-1"
   )
 else
   if ! [[ "$FLEET_SERVICE_CLUSTERS" =~ ^[1-9][0-9]*$ ]]; then
@@ -429,7 +429,7 @@ up() {
     step "Samples skipped (FLEET_SAMPLES=0)"
   else
     step "Samples: GracefulShutdownPolicy, LocalityLoadBalancing, Secret, Project (config/samples)"
-    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/gracefulshutdownpolicy-worker.yaml -f config/samples/localityloadbalancing.yaml -f config/samples/secret.yaml >/dev/null
+    kc "$MANAGER" apply -f config/samples/gracefulshutdownpolicy.yaml -f config/samples/gracefulshutdownpolicy-worker.yaml -f config/samples/localityloadbalancing.yaml -f config/samples/secret.yaml -f config/samples/rolloutstrategy.yaml >/dev/null
     kc "$MANAGER" apply --server-side -f config/samples/project.yaml >/dev/null
     wait_for_project default shop
     summary

@@ -1,7 +1,6 @@
 package approve
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -19,12 +18,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
+	"github.com/convoy-dev/convoy/internal/manifest"
 	convoyscheme "github.com/convoy-dev/convoy/internal/scheme"
 )
 
@@ -96,7 +95,7 @@ func setUp(ctx context.Context) error {
 	}
 	var objs []*unstructured.Unstructured
 	for _, file := range []string{"config/admission/rollout-approval-policy.yaml", "config/rbac/rollout_approver_role.yaml"} {
-		o, err := decodeFile(filepath.Join(repoRoot, file))
+		o, err := manifest.DecodeFile(filepath.Join(repoRoot, file))
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -145,31 +144,6 @@ func namePrefix() (string, error) {
 		NamePrefix string `json:"namePrefix"`
 	}
 	return k.NamePrefix, yaml.Unmarshal(data, &k)
-}
-
-func decodeFile(path string) ([]*unstructured.Unstructured, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		o := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &o.Object); err != nil {
-			return nil, err
-		}
-		if len(o.Object) > 0 {
-			objs = append(objs, o)
-		}
-	}
 }
 
 // user returns a client for a user of the API server, with the approver ClusterRole bound in

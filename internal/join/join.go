@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -118,7 +119,7 @@ func Join(ctx context.Context, o Options) (*Result, error) {
 	secret.Data = map[string][]byte{convoyv1.DefaultKubeconfigKey: kubeconfig}
 	sc := &convoyv1.ServiceCluster{
 		TypeMeta:   metav1.TypeMeta{APIVersion: convoyv1.GroupVersion.String(), Kind: "ServiceCluster"},
-		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: o.Labels},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: withRegionLabel(o.Labels, res.Region)},
 		Spec: convoyv1.ServiceClusterSpec{
 			KubeconfigSecretRef: convoyv1.SecretKeyReference{Namespace: o.SecretNamespace, Name: secret.Name, Key: convoyv1.DefaultKubeconfigKey},
 			Region:              res.Region,
@@ -300,4 +301,18 @@ func printObject(out io.Writer, obj client.Object) error {
 	}
 	_, err = fmt.Fprintf(out, "---\n%s", b)
 	return err
+}
+
+// withRegionLabel adds the well-known region label to the ServiceCluster's labels unless the
+// caller set it, so that placements and rollout waves can select clusters by region.
+func withRegionLabel(labels map[string]string, region string) map[string]string {
+	if region == "" || labels[convoyv1.RegionLabel] != "" {
+		return labels
+	}
+	out := maps.Clone(labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[convoyv1.RegionLabel] = region
+	return out
 }

@@ -3,10 +3,12 @@ package join
 import (
 	"bytes"
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -98,5 +100,29 @@ func TestStatus(t *testing.T) {
 	}
 	if err := Status(context.Background(), c, "team/nope", now, &out); err == nil || !strings.Contains(err.Error(), "no Project team/nope") {
 		t.Errorf("unknown Project: err = %v", err)
+	}
+}
+
+func TestWithRegionLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		region string
+		want   map[string]string
+	}{
+		{"added", map[string]string{"env": "prod"}, "ap-northeast-2", map[string]string{"env": "prod", convoyv1.RegionLabel: "ap-northeast-2"}},
+		{"added to no labels", nil, "ap-northeast-2", map[string]string{convoyv1.RegionLabel: "ap-northeast-2"}},
+		{"the caller's label wins", map[string]string{convoyv1.RegionLabel: "seoul"}, "ap-northeast-2", map[string]string{convoyv1.RegionLabel: "seoul"}},
+		{"no region, no label", map[string]string{"env": "prod"}, "", map[string]string{"env": "prod"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := maps.Clone(tc.labels)
+			if diff := cmp.Diff(tc.want, withRegionLabel(tc.labels, tc.region)); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
+			}
+			if !maps.Equal(in, tc.labels) {
+				t.Errorf("the caller's map was modified: %v", tc.labels)
+			}
+		})
 	}
 }

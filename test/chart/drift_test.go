@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convoy-dev/convoy/internal/manifest"
 	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -61,7 +62,7 @@ func configObject(t *testing.T, file string) *unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := decodeObjects(data)
+	objs, err := manifest.Decode(data)
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("config/rbac/%s: %d objects, %v", file, len(objs), err)
 	}
@@ -135,7 +136,7 @@ func TestCRDsMatchConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs, err := decodeObjects(data)
+		objs, err := manifest.Decode(data)
 		if err != nil || len(objs) != 1 {
 			t.Fatalf("%s: %d objects, %v", src, len(objs), err)
 		}
@@ -191,7 +192,7 @@ func TestAdmissionPoliciesMatchConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs, err := decodeObjects(data)
+		objs, err := manifest.Decode(data)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}

@@ -10,11 +10,8 @@
 package chart
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +19,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/convoy-dev/convoy/internal/manifest"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -148,46 +144,11 @@ func render(t testing.TB, files []string, sets ...string) []*unstructured.Unstru
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := decodeObjects([]byte(out))
+	objs, err := manifest.Decode([]byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return objs
-}
-
-// decodeObjects splits a multi-document YAML stream into objects, skipping empty documents.
-// Numbers stay exact (int64 where integral), as the API server reads them.
-func decodeObjects(data []byte) ([]*unstructured.Unstructured, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []*unstructured.Unstructured
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		j, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return nil, fmt.Errorf("%w in\n%s", err, head(doc))
-		}
-		if bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
-			continue
-		}
-		obj := &unstructured.Unstructured{}
-		if err := obj.UnmarshalJSON(j); err != nil {
-			return nil, fmt.Errorf("%w in\n%s", err, head(doc))
-		}
-		objs = append(objs, obj)
-	}
-}
-
-func head(doc []byte) string {
-	if len(doc) > 600 {
-		return string(doc[:600]) + "..."
-	}
-	return string(doc)
 }
 
 // find returns the rendered objects of a kind.
