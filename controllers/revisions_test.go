@@ -79,4 +79,6 @@ func TestRevisionInputsRenderTheirSpecWithLiveSecrets(t *testing.T) {
 	}
 }
 
-func corev1Container(image string) corev1.Container { return corev1.Container{Name: "app", Image: image} }
+func corev1Container(image string) corev1.Container {
+	return corev1.Container{Name: "app", Image: image}
+}
