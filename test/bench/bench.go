@@ -141,6 +141,9 @@ func (b *bench) run(ctx context.Context) error {
 	if !b.cfg.skip["hung"] {
 		b.phaseSoft(ctx, "Hung cluster", b.hung)
 	}
+	if !b.cfg.skip["rollout"] {
+		b.phaseSoft(ctx, "Staged rollout", b.stagedRollout)
+	}
 	return ctx.Err()
 }
 
@@ -790,38 +793,55 @@ func (b *bench) rawPatch(ctx context.Context, cluster, name, value string) error
 // burst changes the shared GracefulShutdownPolicy, so every Deployment in every cluster
 // gets a new terminationGracePeriodSeconds, and times the last one.
 func (b *bench) burst(ctx context.Context) error {
+	change, err := b.sharedPolicyChange(ctx)
+	if err != nil {
+		return err
+	}
+	result, ok, err := b.timeBurst(ctx, change.es, change.apply)
+	if err != nil {
+		return err
+	}
+	b.rep.add(fmt.Sprintf("Burst: shared GracefulShutdownPolicy changed → %d Deployment updates (appShutdownSeconds %s)", len(change.es)*len(b.fleet.clusters), change.what),
+		result, "last ≤ 60 s", verdict(ok))
+	return nil
+}
+
+// policyChange is a change of the GracefulShutdownPolicy every Project uses: apply makes it,
+// es expect it in every Deployment (their termination grace period changes).
+type policyChange struct {
+	es    []*expectation
+	apply func() error
+	what  string
+}
+
+func (b *bench) sharedPolicyChange(ctx context.Context) (*policyChange, error) {
 	key := client.ObjectKey{Namespace: b.cfg.namespace, Name: "web"}
 	policy := &convoyv1.GracefulShutdownPolicy{}
 	if err := b.fleet.mgr.Get(ctx, key, policy); err != nil {
-		return err
+		return nil, err
 	}
 	prev := policy.Spec.AppShutdownSeconds
 	next := prev + 1
-	var es []*expectation
+	change := &policyChange{what: fmt.Sprintf("%d → %d", prev, next)}
 	for _, name := range b.names {
 		dk := deploymentKey(name, workload)
 		d := b.track.get(b.fleet.clusters[0], dk)
 		if d == nil {
-			return fmt.Errorf("Deployment %s missing in %s", dk, b.fleet.clusters[0])
+			return nil, fmt.Errorf("Deployment %s missing in %s", dk, b.fleet.clusters[0])
 		}
 		old := ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, -1)
-		es = append(es, b.track.expect(dk, b.fleet.clusters, func(d *appsv1.Deployment) bool {
+		change.es = append(change.es, b.track.expect(dk, b.fleet.clusters, func(d *appsv1.Deployment) bool {
 			return ptr.Deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, -1) != old
 		}))
 	}
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"appShutdownSeconds": next}})
-	result, ok, err := b.timeBurst(ctx, es, func() error {
+	change.apply = func() error {
 		if err := b.fleet.mgr.Patch(ctx, policy, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			return fmt.Errorf("patching GracefulShutdownPolicy %s: %w", key, err)
 		}
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	b.rep.add(fmt.Sprintf("Burst: shared GracefulShutdownPolicy changed → %d Deployment updates (appShutdownSeconds %d → %d)", len(es)*len(b.fleet.clusters), prev, next),
-		result, "last ≤ 60 s", verdict(ok))
-	return nil
+	return change, nil
 }
 
 // rawBurstWorkersPerCluster matches convoy's default --cluster-workers, so the floor applies

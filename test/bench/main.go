@@ -39,7 +39,7 @@ type config struct {
 }
 
 // phases that can be skipped; creation always runs (everything else needs the Projects).
-var skippable = []string{"raw", "single", "steady", "floor", "burst", "noop", "hung"}
+var skippable = []string{"raw", "single", "steady", "floor", "burst", "noop", "hung", "rollout"}
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
