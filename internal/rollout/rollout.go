@@ -209,7 +209,7 @@ func (s *step) allAtOnce() {
 		}
 	}
 	if len(waiting) > 0 {
-		s.ro.Message = "Revision " + s.Target + " goes to every cluster at once (there is no earlier revision to protect); waiting for " + list(waiting)
+		s.ro.Message = "Waiting for " + list(waiting) + ": revision " + s.Target + " goes to every cluster at once (no earlier revision to protect)"
 		return
 	}
 	s.complete()
