@@ -291,8 +291,12 @@ func (s *step) advance(w *convoyv1.RolloutWaveStatus, spec convoyv1.RolloutWave)
 	}
 	var notDone []string
 	for _, c := range members {
-		if !s.done(c) {
-			notDone = append(notDone, c.Name)
+		switch {
+		case s.done(c):
+		case c.Revision != s.Target:
+			notDone = append(notDone, c.Name+" (not on the target revision yet)")
+		default:
+			notDone = append(notDone, c.Name+" ("+c.Reason+")")
 		}
 	}
 	if len(notDone) > 0 || len(w.Started) < len(members) {

@@ -304,3 +304,16 @@ func TestJoiningClusterGetsTheRevisionOfItsWave(t *testing.T) {
 	f.converge(convoyv1.ReasonSynced)
 	f.expect(convoyv1.RolloutProgressing, "seoul", map[string]string{"seoul-1": "v2", "seoul-2": "v2", "seoul-3": "v2", "tokyo-1": "v1", "tokyo-2": "v1"})
 }
+
+func TestAnUnreachableClusterHoldsItsWaveWithoutFailingIt(t *testing.T) {
+	f := newFleet(t, threeWaves())
+	f.step()
+	f.converge(convoyv1.ReasonUnreachable)
+	for range 3 {
+		f.step()
+	}
+	f.expect(convoyv1.RolloutProgressing, "canary", map[string]string{"seoul-1": "v2", "seoul-2": "v1", "tokyo-1": "v1"})
+	if w := f.status.Waves[0]; w.Phase != convoyv1.WaveProgressing || w.Message != "Waiting for seoul-1 (Unreachable) to be synced with every workload available" {
+		t.Errorf("canary %s: %q; want Progressing, waiting for seoul-1", w.Phase, w.Message)
+	}
+}
