@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,11 @@ func (s *clusterSync) Sync(ctx context.Context, p engine.Pair) (time.Duration, e
 		return 0, nil // the Project is Stalled and says why
 	default:
 		res.status, syncErr = s.sync(ctx, pi, sc)
+		if slices.ContainsFunc(res.status.Workloads, func(w convoyv1.WorkloadStatus) bool { return w.Message == justWritten }) {
+			// The write's watch event normally brings the pair back at once; a write the API
+			// server found to change nothing sends none.
+			after = writtenRecheck
+		}
 		warnOnNewReason(s.events, pi.project, sc, previous(pi.project, sc.Name), res.status)
 		if queuedAt, ok := s.state.applied(p, res.status.Synced); ok {
 			metrics.Propagation.WithLabelValues(sc.Name).Observe(time.Since(queuedAt).Seconds())
@@ -83,6 +89,10 @@ func (s *clusterSync) Sync(ctx context.Context, p engine.Pair) (time.Duration, e
 	}
 	return after, syncErr
 }
+
+// writtenRecheck is when a pair that just wrote a Deployment reads its status again at the
+// latest.
+const writtenRecheck = 2 * time.Second
 
 func findCluster(clusters []convoyv1.ServiceCluster, name string) *convoyv1.ServiceCluster {
 	for i := range clusters {
@@ -127,7 +137,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 		return st, nil
 	}
 	owner := ownerOf(project)
-	wanted := map[string]bool{}
+	wanted, written := map[string]bool{}, map[string]bool{}
 	var conflicts, rejected, failures []string
 	act := newActivity(sc.Name, "Pruned")
 	defer act.emit(s.events, project, sc)
@@ -141,6 +151,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 		write, err := conn.Apply(ctx, owner, obj)
 		if write != remote.NoWrite {
 			act.record(ctx, string(write), kind, obj, whyWritten[write])
+			written[kind+"/"+obj.GetName()] = true
 		}
 		var conflict *remote.ConflictError
 		switch {
@@ -166,7 +177,7 @@ func (s *clusterSync) sync(ctx context.Context, pi *projectInputs, sc *convoyv1.
 	}
 	changed := act.changed()
 	var zonesWarning string
-	st.Workloads, zonesWarning = workloadStatuses(ctx, conn, sc, desired)
+	st.Workloads, zonesWarning = workloadStatuses(ctx, conn, sc, desired, written)
 	if zonesWarning != "" {
 		desired.Warnings = append(desired.Warnings, zonesWarning)
 	}

@@ -19,6 +19,7 @@ import (
 	convoyv1 "github.com/convoy-dev/convoy/api/v1alpha1"
 	"github.com/convoy-dev/convoy/internal/engine"
 	"github.com/convoy-dev/convoy/internal/gate"
+	"github.com/convoy-dev/convoy/internal/rollout"
 )
 
 // ProjectReconciler turns the results of a Project's (Project, cluster) pairs into its status
@@ -58,8 +59,18 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	project := pi.project
 	before := project.Status.DeepCopy()
+	var stepped rollout.Output
 	defer func() {
-		err = errors.Join(err, r.patchStatus(ctx, project, before))
+		patchErr := r.patchStatus(ctx, project, before)
+		switch {
+		case apierrors.IsConflict(patchErr):
+			// The rollout was computed from a Project the cache had not updated yet; computed
+			// again from the newer one, it cannot mix two rollouts.
+			result, patchErr = ctrl.Result{RequeueAfter: finalizerConflictRetry}, nil
+		case patchErr == nil:
+			r.announce(project, stepped)
+		}
+		err = errors.Join(err, patchErr)
 	}()
 	if pi.deleting() {
 		return r.reconcileDelete(ctx, pi)
@@ -83,13 +94,12 @@ func (r *ProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, reconcile.TerminalError(pi.placementErr)
 	}
 	r.summarize(project, r.clusterStatuses(pi), len(pi.placement.Targeted))
-	after, err := r.advanceRollout(ctx, pi, project.Status.Clusters)
-	if err != nil {
+	if stepped, err = r.advanceRollout(ctx, pi, project.Status.Clusters); err != nil {
 		return ctrl.Result{}, err
 	}
 	rolloutConditions(project)
 	resync := wait.Jitter(r.ResyncPeriod, 0.1)
-	if after > 0 && after < resync {
+	if after := stepped.RequeueAfter; after > 0 && after < resync {
 		resync = after
 	}
 	return ctrl.Result{RequeueAfter: resync}, nil
@@ -120,7 +130,8 @@ func (r *ProjectReconciler) clusterStatuses(pi *projectInputs) []convoyv1.Projec
 				return false
 			}
 			if pi.strategy != nil { // the revision says which policies the cluster should have
-				return st.Revision == pi.revisionFor(sc.Name)
+				// A cluster convoy cannot reach keeps the revision it ran; its entry says why.
+				return st.Revision == pi.revisionFor(sc.Name) || notReachable(st.Reason)
 			}
 			return pi.policies.Current(st.AppliedPolicies)
 		}
@@ -144,6 +155,11 @@ func (r *ProjectReconciler) clusterStatuses(pi *projectInputs) []convoyv1.Projec
 		})
 	}
 	return statuses
+}
+
+// notReachable: the pair could not reach the cluster, so its result says why, not what runs.
+func notReachable(reason string) bool {
+	return reason == convoyv1.ReasonUnreachable || reason == convoyv1.ReasonClusterNotReady || reason == convoyv1.ReasonConnecting
 }
 
 // pending is the entry of a cluster whose pair has not synced the current generation yet.
@@ -239,7 +255,13 @@ func (r *ProjectReconciler) patchStatus(ctx context.Context, project *convoyv1.P
 	}
 	base := project.DeepCopy()
 	base.Status = *before
-	if err := r.Status().Patch(ctx, project, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+	patch := client.MergeFrom(base)
+	if before.Rollout != nil || project.Status.Rollout != nil {
+		// A rollout step depends on the status it started from: a step computed from a stale
+		// cache must not be merged into a newer rollout.
+		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.Status().Patch(ctx, project, patch); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return nil

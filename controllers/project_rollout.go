@@ -2,7 +2,7 @@ package controllers
 
 import (
 	"context"
-	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,20 +24,21 @@ const gateBudget = 10 * time.Second
 // advanceRollout is the rollout phase of the Project status controller: it records the
 // revision of the Project's current inputs and moves its rollout one step from the clusters'
 // statuses. The step is persisted in status.rollout, which the dispatcher reads to decide what
-// each cluster runs. It returns when to look again without an event (soak, gates).
-func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInputs, statuses []convoyv1.ProjectClusterStatus) (time.Duration, error) {
+// each cluster runs. The output says when to look again without an event (soak, gates) and
+// what to announce once the status is saved.
+func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInputs, statuses []convoyv1.ProjectClusterStatus) (rollout.Output, error) {
 	project := pi.project
 	if pi.strategy == nil {
 		project.Status.Rollout = nil
-		return 0, nil
+		return rollout.Output{}, nil
 	}
 	target, err := r.revisions.ensure(ctx, pi)
 	if err != nil {
-		return 0, err
+		return rollout.Output{}, err
 	}
 	approvals, err := r.approvals(ctx, project, target)
 	if err != nil {
-		return 0, err
+		return rollout.Output{}, err
 	}
 	var clusters []rollout.Cluster
 	inUse := []string{target}
@@ -55,10 +56,9 @@ func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInput
 		Now: time.Now(), Strategy: pi.strategy.Name, Spec: &pi.strategy.Spec, Target: target, Clusters: clusters,
 		Approvals: approvals, Gates: r.gatesOf(gateCtx, pi), GateInterval: r.Gates.Interval,
 	})
-	r.announce(project, out)
 	project.Status.Rollout = out.Status
 	inUse = append(inUse, out.Status.StableRevision)
-	return out.RequeueAfter, r.revisions.prune(ctx, project, inUse)
+	return out, r.revisions.prune(ctx, project, inUse)
 }
 
 // approvals are the RolloutApprovals of the target revision, by wave. The admission policy
@@ -79,29 +79,44 @@ func (r *ProjectReconciler) approvals(ctx context.Context, project *convoyv1.Pro
 	return out, nil
 }
 
-// gatesOf evaluates the strategy's health gates in a cluster: the first breach fails the wave;
-// undecided gates hold it.
+// gatesOf evaluates the strategy's health gates in the clusters of a soaking wave, every
+// (cluster, gate) at once: a wave's gates cost the slowest query, not their sum.
 func (r *ProjectReconciler) gatesOf(ctx context.Context, pi *projectInputs) rollout.GateFunc {
 	gates := pi.strategy.Spec.Gates
 	if len(gates) == 0 {
 		return nil
 	}
-	return func(cluster string) (string, string) {
-		var waits []string
-		for _, g := range gates {
-			res := r.Gates.Check(ctx, g, gate.Vars{Cluster: cluster, Namespace: pi.project.RemoteNamespace(), Project: pi.project.Name})
-			if res.Breach != "" {
-				return res.Breach, ""
-			}
-			if res.Wait != "" {
-				waits = append(waits, res.Wait)
+	return func(clusters []string) (map[string]string, []string) {
+		results := make([][]gate.Result, len(clusters))
+		var wg sync.WaitGroup
+		for i, cluster := range clusters {
+			results[i] = make([]gate.Result, len(gates))
+			for j, g := range gates {
+				wg.Go(func() {
+					results[i][j] = r.Gates.Check(ctx, g, gate.Vars{Cluster: cluster, Namespace: pi.project.RemoteNamespace(), Project: pi.project.Name})
+				})
 			}
 		}
-		return "", strings.Join(waits, "; ")
+		wg.Wait()
+		breaches := map[string]string{}
+		var waits []string
+		for i, cluster := range clusters {
+			for _, res := range results[i] {
+				switch {
+				case res.Breach != "" && breaches[cluster] == "":
+					breaches[cluster] = res.Breach
+				case res.Wait != "":
+					waits = append(waits, res.Wait)
+				}
+			}
+		}
+		return breaches, waits
 	}
 }
 
-// announce turns a step's transitions into Events on the Project and metrics.
+// announce turns a step's transitions into Events on the Project and metrics. It runs only
+// after the step's status was saved: a step that is repeated because its patch failed must
+// not count twice.
 func (r *ProjectReconciler) announce(project *convoyv1.Project, out rollout.Output) {
 	for _, e := range out.Events {
 		kind := corev1.EventTypeNormal
@@ -117,12 +132,14 @@ func (r *ProjectReconciler) announce(project *convoyv1.Project, out rollout.Outp
 			result = "halted"
 		case "RolloutRolledBack":
 			result = "rolled_back"
+		case "RolloutSuperseded":
+			result = "superseded"
 		case "WaveFailed":
 			metrics.WaveFailures.WithLabelValues(e.Wave).Inc()
 		}
 		if result != "" {
 			metrics.Rollouts.WithLabelValues(result).Inc()
-			if start := out.Status.StartTime; start != nil {
+			if start := out.Status.StartTime; start != nil && result != "superseded" { // a superseded rollout's start is gone with it
 				metrics.RolloutDuration.WithLabelValues(result).Observe(time.Since(start.Time).Seconds())
 			}
 		}

@@ -36,11 +36,12 @@ type revisionInputs struct {
 	LocalityLoadBalancings   []convoyv1.LocalityLoadBalancing  `json:"localityLoadBalancings,omitempty"`
 }
 
-// newRevisionInputs captures a Project's render inputs. The rollout strategy is left out (it
-// says how changes roll out, not what runs), and so are policy metadata and status.
+// newRevisionInputs captures a Project's render inputs, without policy metadata and status.
 func newRevisionInputs(project *convoyv1.Project, policies render.Policies) revisionInputs {
 	in := revisionInputs{Spec: *project.Spec.DeepCopy()}
-	in.Spec.RolloutStrategy = nil
+	// Where a Project runs and how its changes roll out are not what runs: a cluster added
+	// to the placement gets the current revision, it does not start a rollout.
+	in.Spec.RolloutStrategy, in.Spec.Placement = nil, convoyv1.ClusterSelection{}
 	meta := func(o metav1.ObjectMeta) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name, Generation: o.Generation}
 	}
@@ -84,7 +85,7 @@ func (in revisionInputs) name(project string) (string, []byte, error) {
 func (in *revisionInputs) apply(project *convoyv1.Project, live render.Policies) (*convoyv1.Project, render.Policies) {
 	p := project.DeepCopy()
 	p.Spec = *in.Spec.DeepCopy()
-	p.Spec.RolloutStrategy = project.Spec.RolloutStrategy
+	p.Spec.RolloutStrategy, p.Spec.Placement = project.Spec.RolloutStrategy, project.Spec.Placement
 	policies := live
 	policies.GracefulShutdown = map[string]*convoyv1.GracefulShutdownPolicy{}
 	policies.LocalityLoadBalancing = map[string]*convoyv1.LocalityLoadBalancing{}

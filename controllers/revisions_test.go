@@ -43,6 +43,7 @@ func TestRevisionNames(t *testing.T) {
 		{"the same inputs", name(project("api:v1", "regions"), policies(5, 1)), true},
 		{"another strategy: how a change rolls out is not what runs", name(project("api:v1", "other"), policies(5, 1)), true},
 		{"a policy's new generation with the same spec", name(project("api:v1", "regions"), policies(5, 7)), true},
+		{"another placement: where it runs is not what runs", name(withPlacement(project("api:v1", "regions"), "tokyo-1"), policies(5, 1)), true},
 		{"another image", name(project("api:v2", "regions"), policies(5, 1)), false},
 		{"another policy spec", name(project("api:v1", "regions"), policies(20, 2)), false},
 	} {
@@ -77,6 +78,11 @@ func TestRevisionInputsRenderTheirSpecWithLiveSecrets(t *testing.T) {
 	if pol.GracefulShutdown["web"].Generation != 1 || pol.DrainHelperImage != "drain:v9" || len(pol.Regions) != 1 {
 		t.Errorf("policies %+v: want the revision's policy and the live drain helper and regions", pol)
 	}
+}
+
+func withPlacement(p *convoyv1.Project, clusters ...string) *convoyv1.Project {
+	p.Spec.Placement.ClusterNames = clusters
+	return p
 }
 
 func corev1Container(image string) corev1.Container {

@@ -1,6 +1,8 @@
 package controllers_test
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -42,6 +44,8 @@ var _ = Describe("RolloutStrategy admission", func() {
 		Entry("two waves with one name", convoyv1.RolloutStrategySpec{Waves: []convoyv1.RolloutWave{canary, canary}}, "Duplicate value"),
 		Entry("maxConcurrent 0", convoyv1.RolloutStrategySpec{Waves: []convoyv1.RolloutWave{{Name: "all", MaxConcurrent: new(int32)}}},
 			"spec.waves[0].maxConcurrent"),
+		Entry("a negative soak time", convoyv1.RolloutStrategySpec{Waves: []convoyv1.RolloutWave{{Name: "all", SoakTime: &metav1.Duration{Duration: -time.Minute}}}},
+			"soakTime must not be negative"),
 		Entry("an unknown rollback", convoyv1.RolloutStrategySpec{Waves: []convoyv1.RolloutWave{canary}, Rollback: "Sometimes"}, "spec.rollback"),
 		Entry("a gate address that is not an http URL", convoyv1.RolloutStrategySpec{Waves: []convoyv1.RolloutWave{canary}, Gates: gate("ftp://prometheus")},
 			"address must be an http or https URL"),

@@ -20,17 +20,27 @@ import (
 	"github.com/convoy-dev/convoy/internal/render"
 )
 
+// justWritten is the message of a workload whose Deployment the sync just wrote.
+const justWritten = "Updated; waiting for the Deployment controller to observe the change"
+
 // workloadStatuses reads each workload's live Deployment, and its pods, from the cluster's
-// caches. Pods (where they run, why they are not ready) are extra information: when they
+// caches; written names the Deployments ("Deployment/name") the sync just wrote, whose
+// cached status may predate the write. Pods (where they run, why they are not ready) are extra information: when they
 // cannot be read, the returned warning says why and the rest of the status stands.
-func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects) ([]convoyv1.WorkloadStatus, string) {
+func workloadStatuses(ctx context.Context, conn *remote.Connection, sc *convoyv1.ServiceCluster, desired *render.ClusterObjects, written map[string]bool) ([]convoyv1.WorkloadStatus, string) {
 	nodes, podsErr := conn.NodeZones(ctx)
 	out := make([]convoyv1.WorkloadStatus, 0, len(desired.Deployments))
 	for _, d := range desired.Deployments {
 		// A Deployment not (yet) in the cache wants its replicas and has none available.
 		ws := convoyv1.WorkloadStatus{Name: d.Name, Kind: "Deployment", Replicas: ptrOr(d.Spec.Replicas, 1)}
 		live := &appsv1.Deployment{}
-		if conn.Cached(ctx, client.ObjectKeyFromObject(d), live) == nil {
+		switch {
+		case written["Deployment/"+d.Name]:
+			// The cache may still hold the Deployment as it was before this write, with the
+			// old generation observed: its status says nothing about what was just applied.
+			// The write's own watch event brings the pair back to read it.
+			ws.Message = justWritten
+		case conn.Cached(ctx, client.ObjectKeyFromObject(d), live) == nil:
 			deploymentStatus(&ws, live)
 		}
 		if podsErr == nil {

@@ -46,6 +46,7 @@ type RolloutWave struct {
 	// soakTime is how long every cluster of the wave must stay synced and available, with the
 	// health gates holding, before the next wave starts.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="soakTime must not be negative"
 	SoakTime *metav1.Duration `json:"soakTime,omitempty"`
 
 	// requireApproval holds the wave until a RolloutApproval for it and the revision being

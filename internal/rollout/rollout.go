@@ -93,9 +93,9 @@ type Approval struct {
 	At metav1.Time
 }
 
-// GateFunc evaluates the strategy's health gates in a cluster: breach fails the wave, wait
-// holds it.
-type GateFunc func(cluster string) (breach, wait string)
+// GateFunc evaluates the strategy's health gates in the clusters of a soaking wave: breaches
+// (by cluster) fail the wave, waits (why a gate is undecided) hold it.
+type GateFunc func(clusters []string) (breaches map[string]string, waits []string)
 
 // Input is what one step of a rollout looks at.
 type Input struct {
@@ -129,9 +129,9 @@ type Output struct {
 	Events       []Event
 }
 
-// failed says whether a cluster's reason means its rollout failed: only a change to the
-// Project or the cluster fixes it.
-func failed(reason string) bool {
+// failedReason says whether a cluster's reason means its rollout failed: only a change to
+// the Project or the cluster fixes it.
+func failedReason(reason string) bool {
 	switch reason {
 	case convoyv1.ReasonWorkloadFailed, convoyv1.ReasonRejected, convoyv1.ReasonConflict, convoyv1.ReasonInvalidSpec:
 		return true
@@ -162,27 +162,31 @@ func (s *step) done(c Cluster) bool {
 	return c.Revision == s.Target && c.Reason == convoyv1.ReasonSynced
 }
 
-// failure: the cluster runs the target revision and its rollout failed there.
-func (s *step) failure(c Cluster) bool { return c.Revision == s.Target && failed(c.Reason) }
+// failsWave: the cluster runs the target revision and its rollout failed there.
+func (s *step) failsWave(c Cluster) bool { return c.Revision == s.Target && failedReason(c.Reason) }
 
 // Step advances the rollout of in.Target from prev, the status persisted last time.
 func Step(prev *convoyv1.ProjectRolloutStatus, in Input) Output {
 	s := &step{Input: in, now: metav1.NewTime(in.Now)}
 	s.ro = prev.DeepCopy()
 	if s.ro == nil || s.ro.TargetRevision != in.Target {
-		stable := ""
+		// A Project's first revision is its stable one at once: every cluster gets it, and
+		// the next change must go wave by wave even if this one never completes everywhere.
+		stable := in.Target
 		if s.ro != nil {
 			stable = s.ro.StableRevision
+			if !finished(s.ro.Phase) {
+				s.event(false, "RolloutSuperseded", s.ro.CurrentWave, "The rollout of revision %s was superseded by revision %s", s.ro.TargetRevision, in.Target)
+			}
 		}
 		s.ro = &convoyv1.ProjectRolloutStatus{TargetRevision: in.Target, StableRevision: stable, StartTime: &s.now, Phase: convoyv1.RolloutProgressing}
-		if stable != "" && stable != in.Target {
+		if stable != in.Target {
 			s.event(false, "RolloutStarted", "", "Rolling out revision %s wave by wave; clusters keep what they run until their wave starts", in.Target)
 		}
 	}
 	s.ro.Strategy = in.Strategy
 	s.out.Status = s.ro
-	switch s.ro.Phase {
-	case convoyv1.RolloutComplete, convoyv1.RolloutHalted, convoyv1.RolloutRolledBack:
+	if finished(s.ro.Phase) {
 		return s.out // until the next change
 	}
 	if s.ro.StableRevision == "" || s.ro.StableRevision == s.ro.TargetRevision {
@@ -193,15 +197,21 @@ func Step(prev *convoyv1.ProjectRolloutStatus, in Input) Output {
 	return s.out
 }
 
+// finished: the rollout moves no further until the next change.
+func finished(phase convoyv1.RolloutPhase) bool {
+	return phase == convoyv1.RolloutComplete || phase == convoyv1.RolloutHalted || phase == convoyv1.RolloutRolledBack
+}
+
 // allAtOnce completes a rollout that has nothing to protect: the Project's first revision (no
 // cluster runs an earlier one; like a Deployment's first ReplicaSet) or a return to the
-// stable revision.
+// stable revision. (A status written before first revisions became stable at once has no
+// stable revision: it is treated the same.)
 func (s *step) allAtOnce() {
 	s.ro.Waves, s.ro.CurrentWave = nil, ""
 	var waiting []string
 	for _, c := range s.Clusters {
 		switch {
-		case s.failure(c):
+		case s.failsWave(c):
 			s.halt(nil, c)
 			return
 		case !s.done(c):
@@ -224,6 +234,17 @@ func (s *step) complete() {
 // wavesInOrder runs the waves in order until one waits or fails.
 func (s *step) wavesInOrder() {
 	s.ro.Waves = s.waveStatuses()
+	// A cluster of a wave that succeeded can still fail (pods that crash after the soak):
+	// that halts the rollout as well.
+	for i := range s.ro.Waves {
+		w := &s.ro.Waves[i]
+		for _, c := range s.members(w) {
+			if w.Phase == convoyv1.WaveSucceeded && s.failsWave(c) {
+				s.halt(w, c)
+				return
+			}
+		}
+	}
 	for i := range s.ro.Waves {
 		w := &s.ro.Waves[i]
 		if w.Phase == convoyv1.WaveSucceeded {
@@ -284,7 +305,7 @@ func (s *step) advance(w *convoyv1.RolloutWaveStatus, spec convoyv1.RolloutWave)
 	}
 	s.ro.Phase = convoyv1.RolloutProgressing
 	for _, c := range members {
-		if slices.Contains(w.Started, c.Name) && s.failure(c) {
+		if slices.Contains(w.Started, c.Name) && s.failsWave(c) {
 			s.halt(w, c)
 			return false
 		}
@@ -293,7 +314,7 @@ func (s *step) advance(w *convoyv1.RolloutWaveStatus, spec convoyv1.RolloutWave)
 	for _, c := range members {
 		switch {
 		case s.done(c):
-		case c.Revision != s.Target:
+		case c.Revision != s.Target && (c.Reason == convoyv1.ReasonSynced || c.Reason == convoyv1.ReasonProgressing || c.Reason == convoyv1.ReasonPending):
 			notDone = append(notDone, c.Name+" (not on the target revision yet)")
 		default:
 			notDone = append(notDone, c.Name+" ("+c.Reason+")")
@@ -351,14 +372,12 @@ func (s *step) soak(w *convoyv1.RolloutWaveStatus, members []Cluster, spec convo
 	}
 	var holding []string
 	if s.Gates != nil {
-		for _, c := range members {
-			breach, wait := s.Gates(c.Name)
-			switch {
-			case breach != "":
-				s.halt(w, Cluster{Name: c.Name, Reason: "GateBreached", Message: breach})
+		var breaches map[string]string
+		breaches, holding = s.Gates(w.Clusters)
+		for _, c := range w.Clusters { // in order, so the same breach is reported each time
+			if breach := breaches[c]; breach != "" {
+				s.halt(w, Cluster{Name: c, Reason: "GateBreached", Message: breach})
 				return false
-			case wait != "":
-				holding = append(holding, wait)
 			}
 		}
 		s.requeue(s.GateInterval)
@@ -396,7 +415,7 @@ func (s *step) halt(w *convoyv1.RolloutWaveStatus, c Cluster) {
 	s.ro.Phase, s.ro.CompletionTime = convoyv1.RolloutHalted, &s.now
 	wave := ""
 	if w != nil {
-		wave = w.Name
+		wave, s.ro.CurrentWave = w.Name, w.Name
 		w.Phase, w.CompletionTime, w.Message = convoyv1.WaveFailed, &s.now, "Failed: "+why
 		s.event(true, "WaveFailed", w.Name, "Wave %s failed: %s", w.Name, why)
 		if s.Spec.Rollback == convoyv1.RollbackAutomatic {

@@ -94,7 +94,18 @@ func (f *fleet) step() {
 	}
 	var gates GateFunc
 	if f.gates != nil {
-		gates = func(c string) (string, string) { return f.gates[c][0], f.gates[c][1] }
+		gates = func(clusters []string) (map[string]string, []string) {
+			breaches, waits := map[string]string{}, []string(nil)
+			for _, c := range clusters {
+				if f.gates[c][0] != "" {
+					breaches[c] = f.gates[c][0]
+				}
+				if f.gates[c][1] != "" {
+					waits = append(waits, f.gates[c][1])
+				}
+			}
+			return breaches, waits
+		}
 	}
 	f.out = Step(f.status, Input{Now: f.now, Strategy: "waves", Spec: f.spec, Target: f.target, Clusters: cs, Approvals: f.approved, Gates: gates, GateInterval: 30 * time.Second})
 	f.status = f.out.Status
@@ -316,4 +327,52 @@ func TestAnUnreachableClusterHoldsItsWaveWithoutFailingIt(t *testing.T) {
 	if w := f.status.Waves[0]; w.Phase != convoyv1.WaveProgressing || w.Message != "Waiting for seoul-1 (Unreachable) to be synced with every workload available" {
 		t.Errorf("canary %s: %q; want Progressing, waiting for seoul-1", w.Phase, w.Message)
 	}
+}
+
+func TestAClusterFailingInASucceededWaveHaltsTheRollout(t *testing.T) {
+	f := newFleet(t, threeWaves())
+	f.step()
+	f.converge(convoyv1.ReasonSynced)
+	f.step()
+	f.now = f.now.Add(10 * time.Minute)
+	f.step() // canary succeeded, seoul started
+	f.converge(convoyv1.ReasonProgressing)
+	f.clusters["seoul-1"].Reason = convoyv1.ReasonWorkloadFailed // crashing after its soak
+	f.step()
+	f.converge(convoyv1.ReasonProgressing)
+	f.expect(convoyv1.RolloutHalted, "canary", map[string]string{"seoul-1": "v2", "seoul-2": "v2", "tokyo-1": "v1"})
+	if w := f.status.Waves[0]; w.Phase != convoyv1.WaveFailed {
+		t.Errorf("canary %s, want Failed", w.Phase)
+	}
+}
+
+func TestANewChangeSupersedesARunningRollout(t *testing.T) {
+	f := newFleet(t, threeWaves())
+	f.step()
+	f.target = "v3"
+	f.step()
+	var reasons []string
+	for _, e := range f.out.Events {
+		reasons = append(reasons, e.Reason)
+	}
+	if diff := cmp.Diff([]string{"RolloutSuperseded", "RolloutStarted", "WaveStarted"}, reasons); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestTheNextChangeIsStagedEvenIfTheFirstRevisionNeverReachedEveryCluster(t *testing.T) {
+	f := newFleet(t, threeWaves())
+	f.status, f.target = nil, "v1"
+	for _, c := range f.clusters {
+		c.Revision, c.Reason = "", convoyv1.ReasonPending
+	}
+	f.step()
+	f.converge(convoyv1.ReasonSynced)
+	f.clusters["tokyo-1"].Revision, f.clusters["tokyo-1"].Reason = "", convoyv1.ReasonUnreachable
+	f.step() // never complete: tokyo-1 is unreachable
+	f.target = "v2"
+	f.step()
+	f.converge(convoyv1.ReasonProgressing)
+	// tokyo-1 never ran anything: it gets the stable revision, the first one.
+	f.expect(convoyv1.RolloutProgressing, "canary", map[string]string{"seoul-1": "v2", "seoul-2": "v1", "tokyo-1": "v1"})
 }
