@@ -37,7 +37,8 @@ func (b *bench) stagedRollout(ctx context.Context) error {
 		}
 	}
 	// The first revision changes nothing in the clusters; wait until every rollout says so.
-	if err := b.waitRolloutsComplete(ctx, ""); err != nil {
+	first, err := b.waitRolloutsComplete(ctx, nil)
+	if err != nil {
 		return err
 	}
 	change, err := b.sharedPolicyChange(ctx)
@@ -50,6 +51,9 @@ func (b *bench) stagedRollout(ctx context.Context) error {
 		}
 	}()
 	start := time.Now()
+	for _, e := range change.es {
+		b.track.setStart(e, start)
+	}
 	if err := change.apply(); err != nil {
 		return err
 	}
@@ -63,7 +67,7 @@ func (b *bench) stagedRollout(ctx context.Context) error {
 	for _, c := range clusters {
 		waves = append(waves, fmt.Sprintf("%s at %.1f s", c, b.latenciesTo(change.es, []string{c}).pct(100).Seconds()))
 	}
-	if err := b.waitRolloutsComplete(ctx, "revision"); err != nil {
+	if _, err := b.waitRolloutsComplete(ctx, first); err != nil {
 		return err
 	}
 	b.rep.add(fmt.Sprintf("Staged rollout: shared GracefulShutdownPolicy changed (appShutdownSeconds %s) → %d Projects, one wave per cluster, no soak", change.what, len(b.names)),
@@ -71,33 +75,23 @@ func (b *bench) stagedRollout(ctx context.Context) error {
 	return nil
 }
 
-// waitRolloutsComplete waits until every Project's rollout is Complete; with a non-empty
-// what, only rollouts of a revision other than the one each had when it was called count.
-func (b *bench) waitRolloutsComplete(ctx context.Context, what string) error {
-	before := map[string]string{}
-	if what != "" {
-		var list convoyv1.ProjectList
-		if err := b.fleet.mgr.List(ctx, &list, client.InNamespace(b.cfg.namespace)); err != nil {
-			return err
-		}
-		for _, p := range list.Items {
-			if p.Status.Rollout != nil {
-				before[p.Name] = p.Status.Rollout.StableRevision
-			}
-		}
-	}
-	return poll(ctx, b.cfg.recoverTimeout, time.Second, func() (bool, string, error) {
+// waitRolloutsComplete waits until every Project's rollout is Complete with a stable
+// revision other than the one in before (nil: any), and returns the stable revisions.
+func (b *bench) waitRolloutsComplete(ctx context.Context, before map[string]string) (map[string]string, error) {
+	stable := map[string]string{}
+	err := poll(ctx, b.cfg.recoverTimeout, time.Second, func() (bool, string, error) {
 		var list convoyv1.ProjectList
 		if err := b.fleet.mgr.List(ctx, &list, client.InNamespace(b.cfg.namespace)); err != nil {
 			return false, "", err
 		}
-		complete := 0
+		clear(stable)
 		for _, p := range list.Items {
 			ro := p.Status.Rollout
-			if ro != nil && ro.Phase == convoyv1.RolloutComplete && ro.StableRevision != before[p.Name] {
-				complete++
+			if ro != nil && ro.Phase == convoyv1.RolloutComplete && (before == nil || ro.StableRevision != before[p.Name]) {
+				stable[p.Name] = ro.StableRevision
 			}
 		}
-		return complete == len(b.names), fmt.Sprintf("%d/%d rollouts Complete", complete, len(b.names)), nil
+		return len(stable) == len(b.names), fmt.Sprintf("%d/%d rollouts Complete", len(stable), len(b.names)), nil
 	})
+	return stable, err
 }
