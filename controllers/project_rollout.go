@@ -32,7 +32,7 @@ func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInput
 		project.Status.Rollout = nil
 		return rollout.Output{}, nil
 	}
-	target, err := r.revisions.ensure(ctx, pi)
+	target, history, err := r.revisions.ensure(ctx, pi)
 	if err != nil {
 		return rollout.Output{}, err
 	}
@@ -57,8 +57,10 @@ func (r *ProjectReconciler) advanceRollout(ctx context.Context, pi *projectInput
 		Approvals: approvals, Gates: r.gatesOf(gateCtx, pi), GateInterval: r.Gates.Interval,
 	})
 	project.Status.Rollout = out.Status
-	inUse = append(inUse, out.Status.StableRevision)
-	return out, r.revisions.prune(ctx, project, inUse)
+	if history == nil {
+		return out, nil
+	}
+	return out, r.revisions.prune(ctx, history, append(inUse, out.Status.StableRevision))
 }
 
 // approvals are the RolloutApprovals of the target revision, by wave. The admission policy

@@ -115,21 +115,22 @@ func newRevisions(c client.Client) *revisions {
 // +kubebuilder:rbac:groups=apps,resources=controllerrevisions,verbs=get;list;watch;create;delete
 
 // ensure creates the revision of the Project's current inputs if it does not exist, and
-// returns its name.
-func (r *revisions) ensure(ctx context.Context, pi *projectInputs) (string, error) {
+// returns its name. When it created one it also returns the Project's revisions before it,
+// for prune: history grows only then.
+func (r *revisions) ensure(ctx context.Context, pi *projectInputs) (string, []appsv1.ControllerRevision, error) {
 	project := pi.project
 	name, data, err := newRevisionInputs(project, pi.policies).name(project.Name)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	existing, err := r.list(ctx, project)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var next int64 = 1
 	for _, cr := range existing {
 		if cr.Name == name {
-			return name, nil
+			return name, nil, nil
 		}
 		next = max(next, cr.Revision+1)
 	}
@@ -141,12 +142,12 @@ func (r *revisions) ensure(ctx context.Context, pi *projectInputs) (string, erro
 		Revision: next,
 	}
 	if err := controllerutil.SetControllerReference(project, cr, r.scheme); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := r.client.Create(ctx, cr); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("creating revision %s: %w", name, err)
+		return "", nil, fmt.Errorf("creating revision %s: %w", name, err)
 	}
-	return name, nil
+	return name, existing, nil
 }
 
 func (r *revisions) list(ctx context.Context, project *convoyv1.Project) ([]appsv1.ControllerRevision, error) {
@@ -180,13 +181,10 @@ func (r *revisions) load(ctx context.Context, namespace, name string) (*revision
 	return in, nil
 }
 
-// prune deletes the oldest revisions beyond the history limit that nothing uses: not the
-// target or stable revision, and no revision a cluster runs.
-func (r *revisions) prune(ctx context.Context, project *convoyv1.Project, inUse []string) error {
-	existing, err := r.list(ctx, project)
-	if err != nil {
-		return err
-	}
+// prune deletes the oldest of existing beyond the history limit that nothing uses: not the
+// target or stable revision, and no revision a cluster runs. It runs when a revision was
+// created, so the history stays within the limit plus what was in use then.
+func (r *revisions) prune(ctx context.Context, existing []appsv1.ControllerRevision, inUse []string) error {
 	slices.SortFunc(existing, func(a, b appsv1.ControllerRevision) int { return int(b.Revision - a.Revision) })
 	kept := 0
 	for i := range existing {
